@@ -3,49 +3,30 @@
 //! Run it with `cargo run --example tour`. It uses `CACHES_DSN` when that is set; otherwise it
 //! starts a throwaway `redis-server` on a free loopback port and stops it at the end, so it
 //! runs on a fresh machine with nothing configured.
+//!
+//! Each topic lives in its own file next to this one.
 
 use std::error::Error;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis_caches::{RedisCache, codec::Raw, connection};
+use redis_caches::connection;
+
+mod cache;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let _server = ensure_default_connection()?;
 
     section("RedisCache: one typed value");
-    let motd: RedisCache<String> = RedisCache::new(["tour", "motd"]);
-    motd.set("hello from redis-caches")?;
-    println!("motd = {:?}", motd.get()?);
-    println!("handle: {motd:?}");
-
-    let visits = RedisCache::<u64>::builder(["tour", "visits"])
-        .codec(Raw)
-        .ttl(Duration::from_secs(60))
-        .build();
-    visits.clear()?;
-    visits.incr(1)?;
-    println!("visits after incr(1), incr(41): {}", visits.incr(41)?);
-    println!("visits ttl: {:?}", visits.ttl()?);
-
-    let answer: RedisCache<u32> = RedisCache::new(["tour", "answer"]);
-    answer.clear()?;
-    println!("computed once: {}", answer.get_or_insert_with(|| 42)?);
-    println!(
-        "then read back: {}",
-        answer.get_or_insert_with(|| unreachable!())?
-    );
+    cache::run()?;
 
     section("done");
-    motd.clear()?;
-    visits.clear()?;
-    answer.clear()?;
     println!("the tour cleaned up after itself");
     Ok(())
 }
 
-fn section(title: &str) {
+pub fn section(title: &str) {
     println!("\n== {title} ==");
 }
 
