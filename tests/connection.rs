@@ -274,3 +274,34 @@ fn foreign_and_corrupt_bytes_give_decode_errors_naming_the_key() {
         .unwrap();
     assert!(counter.get().unwrap_err().is_decode());
 }
+
+#[test]
+fn two_processes_see_each_others_writes() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    cache(&conn, "from-parent").set("parent").unwrap();
+    let child = support::child_process(
+        "child_writes_and_reads",
+        &[("TEST_REDIS_URL", server.url())],
+    );
+    support::wait_child(child);
+    assert_eq!(
+        cache(&conn, "from-child").get().unwrap().as_deref(),
+        Some("child")
+    );
+}
+
+#[test]
+#[ignore = "child process entry point: run by two_processes_see_each_others_writes"]
+fn child_writes_and_reads() {
+    if !support::is_child() {
+        return;
+    }
+    let url = std::env::var("TEST_REDIS_URL").unwrap();
+    let conn = Connection::open(&unique("child"), &url).unwrap();
+    assert_eq!(
+        cache(&conn, "from-parent").get().unwrap().as_deref(),
+        Some("parent")
+    );
+    cache(&conn, "from-child").set("child").unwrap();
+}

@@ -305,3 +305,40 @@ pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// The environment variable that marks a child process started by [`child_process`].
+pub const CHILD_ENV: &str = "REDIS_CACHES_TEST_CHILD";
+
+/// Starts this same test binary in a child process, running only the ignored test
+/// `test_name` (an entry point marked `#[ignore = "child process entry point: ..."]`), with
+/// extra environment variables. Use it for cross-process tests: the child talks to the server
+/// whose URL you pass in `env`, and reports through Redis or its exit status.
+pub fn child_process(test_name: &str, env: &[(&str, String)]) -> Child {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        test_name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, "1")
+    .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("spawn the child test process")
+}
+
+/// Waits for a child from [`child_process`] and asserts that its test passed.
+pub fn wait_child(mut child: Child) {
+    let status = child.wait().expect("wait for the child test process");
+    assert!(status.success(), "the child test process failed: {status}");
+}
+
+/// In a child entry point: true when running as a child of [`child_process`] (so that running
+/// the ignored tests by hand does nothing harmful).
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
