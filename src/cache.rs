@@ -353,8 +353,12 @@ impl<T: Counter> RedisCache<T, Raw> {
     /// # Errors
     ///
     /// [`Error::Encode`](crate::Error::Encode) when `by` does not fit an `i64`,
-    /// [`Error::Decode`](crate::Error::Decode) when the new value does not fit `T`, a Redis error
-    /// when the stored value is not an integer or the sum overflows, connection errors.
+    /// [`Error::Decode`](crate::Error::Decode) when the new value does not fit `T` (Redis counts
+    /// in `i64`: the new value is stored even then, e.g. `-1` after `decr(1)` on a `u64` at 0),
+    /// [`Error::Redis`](crate::Error::Redis) naming the key when the stored value is not an
+    /// integer or the sum overflows an `i64` (the value is left unchanged),
+    /// [`Error::WrongType`](crate::Error::WrongType) when the key holds another Redis type,
+    /// connection errors.
     ///
     /// ```no_run
     /// use redis_caches::{RedisCache, codec::Raw};
@@ -371,8 +375,9 @@ impl<T: Counter> RedisCache<T, Raw> {
         self.add(by, &key)
     }
 
-    /// Subtracts `by` atomically and returns the new value. `DECRBY` (+ `PEXPIRE`), one round
-    /// trip. See [`incr`](RedisCache::incr).
+    /// Subtracts `by` atomically and returns the new value. `INCRBY key -by` (+ `PEXPIRE` in
+    /// the same `MULTI`/`EXEC` when a TTL is set), one round trip. See
+    /// [`incr`](RedisCache::incr).
     ///
     /// # Errors
     ///

@@ -14,12 +14,16 @@ use std::time::{Duration, Instant};
 use redis_caches::connection;
 
 mod cache;
+mod sentinel;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let _server = ensure_default_connection()?;
 
     section("RedisCache: one typed value");
     cache::run()?;
+
+    section("SentinelCache: a set-once gate for batch jobs");
+    sentinel::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");
