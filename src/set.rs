@@ -49,7 +49,7 @@ const BATCH: usize = 1000;
 /// ```no_run
 /// use redis_caches::SetCache;
 ///
-/// let tags: SetCache<String> = SetCache::new(["post", 7, "tags"]);
+/// let tags: SetCache<String> = SetCache::new(("post", 7, "tags"));
 /// assert!(tags.insert("rust")?);
 /// assert!(!tags.insert("rust")?); // already there
 /// tags.extend(["redis".to_string(), "cache".to_string()])?;

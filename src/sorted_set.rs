@@ -52,7 +52,7 @@ const BATCH: usize = 1000;
 /// use redis_caches::SortedSetCache;
 /// use redis_caches::sorted_set::Limit;
 ///
-/// let board: SortedSetCache<String> = SortedSetCache::new(["game", 1, "scores"]);
+/// let board: SortedSetCache<String> = SortedSetCache::new(("game", 1, "scores"));
 /// board.insert("ada", 310.5)?;
 /// board.insert("bob", 120.0)?;
 /// board.insert("cyd", 250.0)?;
