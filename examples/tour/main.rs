@@ -15,6 +15,7 @@ use redis_caches::connection;
 
 mod cache;
 mod sentinel;
+mod sets;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let _server = ensure_default_connection()?;
@@ -24,6 +25,8 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     section("SentinelCache: a set-once gate for batch jobs");
     sentinel::run()?;
+    section("SetCache and SortedSetCache: sets and a leaderboard");
+    sets::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");
