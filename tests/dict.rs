@@ -919,3 +919,23 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
         assert_eq!(counted_trips, round_trips, "{name}: round trips");
     }
 }
+
+/// Pins the stored layout: changing it would orphan every hash users already have.
+#[test]
+fn golden_layout_of_fields_and_values() {
+    let server = RedisServer::start();
+    let conn = server.connection_with("prefix=app:");
+    let c: DictCache<String, u32> = DictCache::builder(["users", "ages"])
+        .connection(&conn)
+        .prefix("v1")
+        .build();
+    c.insert("a", &300).unwrap();
+    let stored: Vec<(Vec<u8>, Vec<u8>)> = redis::cmd("HGETALL")
+        .arg("app:v1.users.ages")
+        .query(&mut server.raw())
+        .unwrap();
+    // Header: magic 0xCA, version 1, FNV-1a of the type name ("String", "u32"), then postcard.
+    let field = vec![0xCA, 0x01, 88, 72, 79, 96, 1, b'a'];
+    let value = vec![0xCA, 0x01, 177, 116, 243, 5, 0xAC, 0x02];
+    assert_eq!(stored, vec![(field, value)]);
+}
