@@ -74,7 +74,7 @@ return {field, value}
 /// | [`get_many`](DictCache::get_many) | `HMGET` (one per 1,000 keys, pipelined) | 1 |
 /// | [`extend`](DictCache::extend) | `HSET` with many pairs, (`PEXPIRE`) | 1 per 4,096 entries |
 /// | [`get_or_insert_with`](DictCache::get_or_insert_with) | `HGET`; on a miss `MULTI`, `HSETNX`, `HGET`, (`PEXPIRE`), `EXEC` | 1 on a hit, 2 on a miss |
-/// | [`pop_item`](DictCache::pop_item) | a Lua script: `HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`) | 1 |
+/// | [`pop_item`](DictCache::pop_item) | a Lua script (`EVALSHA`): `HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`) | 1 (3 the first time a server sees the script) |
 /// | [`to_hash_map`](DictCache::to_hash_map) | `HGETALL` | 1 |
 /// | [`exists`](DictCache::exists), [`clear`](DictCache::clear), [`ttl`](DictCache::ttl), [`expire`](DictCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 |
 ///
@@ -597,8 +597,9 @@ where
 
     /// Removes an entry chosen at random and returns it, `None` when the map is empty;
     /// applies the TTL. One Lua script (`EVALSHA`: `HRANDFIELD`, `HGET`, `HDEL`,
-    /// (`PEXPIRE`)), atomic: concurrent callers never get the same entry. One round trip
-    /// (two the first time a server sees the script). Needs Redis 6.2 or later.
+    /// (`PEXPIRE`)), atomic: concurrent callers never get the same entry. One round trip;
+    /// three the first time a server sees the script (`EVALSHA` answers `NOSCRIPT`, then
+    /// `SCRIPT LOAD` and `EVALSHA` again). Needs Redis 6.2 or later.
     ///
     /// # Errors
     ///
