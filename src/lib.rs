@@ -76,6 +76,7 @@
 pub mod cache;
 pub mod codec;
 pub mod connection;
+pub mod dict;
 pub mod dsn;
 mod error;
 pub mod key;
@@ -86,6 +87,7 @@ pub mod sorted_set;
 
 pub use cache::RedisCache;
 pub use connection::Connection;
+pub use dict::DictCache;
 pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
