@@ -79,10 +79,12 @@ pub mod connection;
 pub mod dsn;
 mod error;
 pub mod key;
+pub mod memo;
 mod options;
 
 pub use cache::RedisCache;
 pub use connection::Connection;
 pub use dsn::Dsn;
 pub use error::{Error, Result};
+pub use memo::{Memo, MemoBuilder, MemoStats};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
