@@ -87,7 +87,8 @@ static ENABLED: AtomicBool = AtomicBool::new(true);
 /// Turns caching back on for every memoized function of the process (the default), after
 /// [`disable_all`]. Functions disabled one by one with [`Memo::disable`] stay disabled.
 ///
-/// ```
+/// ```no_run
+/// // In a test harness: turn caching back on after a test that ran without it.
 /// redis_caches::memo::enable_all();
 /// assert!(redis_caches::memo::is_enabled_globally());
 /// ```
@@ -99,10 +100,10 @@ pub fn enable_all() {
 /// the function directly, without any Redis command (`rediscache`'s `enabled=False`, for
 /// tests and emergencies). Takes effect for calls that start afterwards.
 ///
-/// ```
+/// ```no_run
+/// // Process-wide: not run here, since doctests share a process.
 /// redis_caches::memo::disable_all();
 /// assert!(!redis_caches::memo::is_enabled_globally());
-/// redis_caches::memo::enable_all();
 /// ```
 pub fn disable_all() {
     ENABLED.store(false, Ordering::SeqCst);
@@ -909,8 +910,8 @@ impl<A, R, E> Memo<A, R, E> {
     /// ([`disable_all`]).
     ///
     /// ```
-    /// let m = redis_caches::memo::Memo::builder("f", |x: u8| x).build();
-    /// assert_eq!(m.is_enabled(), redis_caches::memo::is_enabled_globally());
+    /// let m = redis_caches::memo::Memo::builder("f", |x: u8| x).disabled().build();
+    /// assert!(!m.is_enabled());
     /// ```
     pub fn is_enabled(&self) -> bool {
         self.inner.enabled.load(Ordering::SeqCst) && is_enabled_globally()
@@ -1367,7 +1368,15 @@ where
 
     /// The lock is ours: compute, store, release.
     fn compute_and_store(&self, args: A, keys: &Keys, token: &str) -> std::result::Result<R, E> {
-        match (self.inner.func)(args) {
+        let outcome = match catch_unwind(AssertUnwindSafe(|| (self.inner.func)(args))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                // Release the lock so that waiters do not wait for a result that never comes.
+                let _ = self.finish(keys, token, Finish::Fail, &[]);
+                std::panic::resume_unwind(panic);
+            }
+        };
+        match outcome {
             Ok(r) => match self.store(keys, token, &r) {
                 Ok(()) => Ok(r),
                 Err(e) if self.bypass(&e) => Ok(r),

@@ -1058,3 +1058,21 @@ fn the_macro_declares_a_memoized_function() {
     assert_eq!(half(4).unwrap(), 2);
     assert!(half(3).is_err());
 }
+
+#[test]
+fn a_panicking_function_releases_its_lock() {
+    let server = RedisServer::start();
+    let calls = counter();
+    let c = calls.clone();
+    let m = Memo::builder("panicky", move |x: u8| {
+        assert!(c.fetch_add(1, Ordering::SeqCst) > 0, "first call panics");
+        x
+    })
+    .connection(server.connection())
+    .build();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.call(1)));
+    assert!(outcome.is_err(), "the panic reaches the caller");
+    assert!(!exists(&server, "{memo:panicky}.lock.%01"), "lock released");
+    assert_eq!(m.call(1).unwrap(), 1);
+    assert_eq!(m.stats().unwrap().failures, 1);
+}
