@@ -256,7 +256,7 @@ fn stale_values_are_served_while_a_slow_refresh_runs() {
 #[test]
 fn a_failed_refresh_keeps_serving_the_stale_value_and_is_counted() {
     let server = RedisServer::start();
-    let (ttl, refresh) = (Duration::from_millis(1500), Duration::from_millis(50));
+    let (ttl, refresh) = (Duration::from_millis(2000), Duration::from_millis(50));
     let failing = Arc::new(AtomicBool::new(false));
     let calls = counter();
     let (f, c) = (failing.clone(), calls.clone());
@@ -1075,4 +1075,48 @@ fn a_panicking_function_releases_its_lock() {
     assert!(!exists(&server, "{memo:panicky}.lock.%01"), "lock released");
     assert_eq!(m.call(1).unwrap(), 1);
     assert_eq!(m.stats().unwrap().failures, 1);
+}
+
+#[test]
+fn a_result_computed_after_its_lock_expired_is_returned_not_stored() {
+    let server = RedisServer::start();
+    let m = Memo::builder("overtime", |x: u8| {
+        std::thread::sleep(Duration::from_millis(150));
+        x
+    })
+    .connection(server.connection())
+    .lock_timeout(Duration::from_millis(30))
+    .build();
+    assert_eq!(m.call(1).unwrap(), 1);
+    assert!(
+        !exists(&server, "{memo:overtime}.v.%01"),
+        "another caller may have taken over: the late result is not stored"
+    );
+    assert_eq!(m.stats().unwrap().refreshes, 1);
+}
+
+#[test]
+fn forget_during_a_computation_keeps_the_old_result_out() {
+    let server = RedisServer::start();
+    let gate = Gate::default();
+    gate.close();
+    let g = gate.clone();
+    let m = Memo::builder("invalidated", move |x: u8| {
+        g.pass();
+        x
+    })
+    .connection(server.connection())
+    .build();
+    let computing = {
+        let m = m.clone();
+        std::thread::spawn(move || m.call(1).unwrap())
+    };
+    assert!(eventually(DEADLINE, || exists(
+        &server,
+        "{memo:invalidated}.lock.%01"
+    )));
+    m.forget(&1).unwrap(); // the data changed while the function was reading it
+    gate.open();
+    assert_eq!(computing.join().unwrap(), 1);
+    assert!(!exists(&server, "{memo:invalidated}.v.%01"));
 }
