@@ -1160,7 +1160,7 @@ impl<A, R, E> Memo<A, R, E> {
 
     fn read(&self, keys: &Keys, token: &str, poll: bool) -> Result<State> {
         let stale_after = match (self.inner.refresh, self.inner.ttl) {
-            (Some(r), Some(t)) => millis(t - r).to_string(),
+            (Some(r), Some(t)) => millis(t.saturating_sub(r)).to_string(),
             _ => "-1".to_string(),
         };
         let reply: Vec<redis::Value> = self.run(&keys.value, |c| {

@@ -1120,3 +1120,20 @@ fn forget_during_a_computation_keeps_the_old_result_out() {
     assert_eq!(computing.join().unwrap(), 1);
     assert!(!exists(&server, "{memo:invalidated}.v.%01"));
 }
+
+#[test]
+fn without_stats_a_hit_sends_no_hincrby() {
+    let server = RedisServer::start();
+    let m = Memo::builder("uncounted", |x: u8| x)
+        .connection(server.connection())
+        .without_stats()
+        .build();
+    m.call(1).unwrap();
+    let sent = server.count_commands(|| {
+        m.call(1).unwrap();
+    });
+    assert_eq!(sent.get("hincrby"), None, "{sent:?}");
+    assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
+    assert!(!exists(&server, "{memo:uncounted}.stats"));
+    assert_eq!(m.stats().unwrap(), MemoStats::default());
+}
