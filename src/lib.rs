@@ -1,12 +1,17 @@
 //! Typed, Redis-backed collections and caches with a synchronous API.
 //!
 //! `redis_caches` puts Redis behind the data structures you already know: a single value
-//! ([`RedisCache`]). Handles are cheap views of shared remote state: every thread and every
-//! process that builds one with the same key sees the same data.
+//! with atomic counters ([`RedisCache`]), a map ([`DictCache`]), a set ([`SetCache`]), a sorted
+//! set ([`SortedSetCache`]), a set-once gate for batch jobs ([`SentinelCache`]), and memoized
+//! functions with stale-while-revalidate and a cross-process stampede lock ([`Memo`]).
+//! Handles are cheap views of shared remote state: every thread and every process that builds
+//! one with the same key sees the same data. The API is synchronous; connections are r2d2
+//! pools configured from `CACHES_DSN` and `CACHES_DSN_n`.
 //!
 //! # Contents
 //!
 //! - [Quick start](#quick-start)
+//! - [Types](#types)
 //! - [Connections](#connections)
 //! - [Keys](#keys)
 //! - [Encoding](#encoding)
@@ -24,6 +29,42 @@
 //! let motd: RedisCache<String> = RedisCache::new(["site", "motd"]);
 //! motd.set("hello")?;
 //! assert_eq!(motd.get()?.as_deref(), Some("hello"));
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! # Types
+//!
+//! | Type | Like | Redis type | Commands (one round trip per single-element operation) |
+//! |---|---|---|---|
+//! | [`RedisCache<T>`] | `Option<T>` | string | `GET`, `SET [PX]`, `DEL`, `SET NX GET`, `INCRBY` |
+//! | [`DictCache<K, V>`] | `HashMap<K, V>` | hash | `HGET`, `HSET`, `HDEL`, `HEXISTS`, `HLEN`, `HMGET`, `HSCAN` |
+//! | [`SetCache<T>`] | `HashSet<T>` | set | `SADD`, `SREM`, `SISMEMBER`, `SCARD`, `SPOP`, `SSCAN`, `SUNION`/`SINTER`/`SDIFF` |
+//! | [`SortedSetCache<T>`] | `BTreeMap` by score | zset | `ZADD`, `ZINCRBY`, `ZSCORE`, `ZRANK`, `ZPOPMIN`/`ZPOPMAX`, `ZRANGE` |
+//! | [`SentinelCache`] | a set-once flag | string | `SET NX`, `EXISTS`, `DEL` |
+//! | [`Memo<A, R>`](Memo) | a memoized `Fn(A) -> R` | string per arguments, lock, stats hash | one Lua script per call |
+//!
+//! Every type is built the same way: `Type::new(key)` (infallible, no I/O) or
+//! `Type::builder(key)` to choose the connection, a prefix, a TTL and its
+//! [`TtlPolicy`], or a codec. Every write applies the TTL in the same round trip (in
+//! `MULTI`/`EXEC` or a script where atomicity matters), bulk operations pipeline in batches,
+//! and iteration streams with `HSCAN`/`SSCAN`/ranged reads in bounded memory, yielding
+//! `Result` items. The crate never sends `KEYS`. Each method's documentation names the commands
+//! and round trips it costs.
+//!
+//! ```no_run
+//! use redis_caches::{DictCache, SentinelCache};
+//!
+//! let ages: DictCache<String, u32> = DictCache::new(["foo", "bar"]);
+//! ages.insert("ada", &36)?;
+//! for entry in &ages {
+//!     let (name, age) = entry?;
+//!     println!("{name}: {age}");
+//! }
+//!
+//! // A batch job that must run once, whichever process gets there first.
+//! if SentinelCache::new(["jobs", "2026-11-21"]).claim()? {
+//!     println!("running the nightly job");
+//! }
 //! # Ok::<(), redis_caches::Error>(())
 //! ```
 //!
