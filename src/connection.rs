@@ -233,6 +233,9 @@ fn client_for(name: &str, dsn: &Dsn) -> Result<redis::Client> {
         (Target::Tcp { host, port }, None) => redis::ConnectionAddr::Tcp(host.clone(), *port),
         (Target::Unix(path), _) => redis::ConnectionAddr::Unix(path.clone()),
         (Target::Tcp { host, port }, Some(tls)) => return tls_client(name, dsn, host, *port, tls),
+        (Target::Cluster(_) | Target::Sentinel { .. }, _) => {
+            return Err(Error::config(name, "not supported yet"));
+        }
     };
     let info = redis::IntoConnectionInfo::into_connection_info(addr)
         .map_err(|e| Error::config(name, e.to_string()))?
