@@ -74,6 +74,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod cluster;
 pub mod codec;
 pub mod connection;
 pub mod dsn;
