@@ -5,6 +5,9 @@
 //! helper.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod sentinels;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -149,6 +152,11 @@ impl RedisServer {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// False once [`stop`](RedisServer::stop) killed it.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The server's working directory (RDB/AOF files, logs, certificates).
