@@ -48,6 +48,9 @@ impl NodeInfo {
     }
 }
 
+/// One node in one node's view: its port, slots, and its master's port for a replica.
+type NodeView = (u16, Vec<(u16, u16)>, Option<u16>);
+
 /// A cluster of three masters with one replica each.
 pub struct ClusterHarness {
     nodes: Vec<RedisServer>,
@@ -262,7 +265,7 @@ impl ClusterHarness {
     /// replicates whom, reports `cluster_state:ok`, and every replica is in sync: after a
     /// manual failover, before killing anything.
     pub fn wait_stable(&self, limit: Duration) {
-        let view = |port: u16| -> Option<Vec<(u16, Vec<(u16, u16)>, Option<u16>)>> {
+        let view = |port: u16| -> Option<Vec<NodeView>> {
             let nodes = self.try_nodes_info(port)?;
             let port_of = |id: &str| nodes.iter().find(|n| n.id == id).map(|n| n.port);
             let mut v: Vec<_> = nodes
