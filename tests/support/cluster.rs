@@ -71,6 +71,9 @@ impl ClusterHarness {
                     // A replica may take over however long it was cut off from its master.
                     "--cluster-replica-validity-factor",
                     "0",
+                    // No 5 s wait for more replicas before a full sync.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();

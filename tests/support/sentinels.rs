@@ -31,50 +31,38 @@ pub struct SentinelProcess {
 }
 
 impl SentinelProcess {
-    fn start(master_port: u16) -> SentinelProcess {
+    /// Starts a sentinel on `port` with its configuration `conf`; `None` when it did not
+    /// come up (most likely the port was taken meanwhile).
+    fn start(port: u16, conf: &str) -> Option<SentinelProcess> {
         redis_server_binary();
-        for _attempt in 0..5 {
-            let port = free_port();
-            let dir = std::env::temp_dir().join(unique("redis-caches-sentinel"));
-            std::fs::create_dir_all(&dir).expect("create the sentinel's directory");
-            let conf = dir.join("sentinel.conf");
-            let down_after = DOWN_AFTER.as_millis();
-            std::fs::write(
-                &conf,
-                format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
-                     sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n\
-                     sentinel down-after-milliseconds {SERVICE} {down_after}\n\
-                     sentinel failover-timeout {SERVICE} 2000\n\
-                     sentinel parallel-syncs {SERVICE} 1\n",
-                    dir = dir.display()
-                ),
-            )
-            .expect("write the sentinel configuration");
-            let mut child = Command::new("redis-server")
-                .arg(&conf)
-                .arg("--sentinel")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server --sentinel");
-            let up = eventually(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(Some(_)))
-                    || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up && matches!(child.try_wait(), Ok(None)) {
-                return SentinelProcess {
-                    child: Some(child),
-                    port,
-                    dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_dir_all(&dir);
-        }
-        panic!("redis-server --sentinel did not start after 5 attempts");
+        let dir = std::env::temp_dir().join(unique("redis-caches-sentinel"));
+        std::fs::create_dir_all(&dir).expect("create the sentinel's directory");
+        let path = dir.join("sentinel.conf");
+        let conf = format!(
+            "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n{conf}",
+            dir = dir.display()
+        );
+        std::fs::write(&path, conf).expect("write the sentinel configuration");
+        let mut child = Command::new("redis-server")
+            .arg(&path)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server --sentinel");
+        let up = eventually(Duration::from_secs(10), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+                || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        let alive = matches!(child.try_wait(), Ok(None));
+        let process = SentinelProcess {
+            child: Some(child),
+            port,
+            dir,
+        };
+        // Dropping a process that did not come up kills it and removes its directory.
+        (up && alive).then_some(process)
     }
 
     /// The port the sentinel listens on.
@@ -132,9 +120,17 @@ impl SentinelHarness {
     /// sentinels and waits until each knows the replica and the two other sentinels (which
     /// a failover needs).
     pub fn start() -> SentinelHarness {
-        let master = RedisServer::start();
+        // No 5 s wait for more replicas before a full sync.
+        let no_delay = ["--repl-diskless-sync-delay", "0"];
+        let master = RedisServer::start_with(&no_delay);
         let master_port = master.port().to_string();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master_port]);
+        let replica = RedisServer::start_with(&[
+            no_delay[0],
+            no_delay[1],
+            "--replicaof",
+            "127.0.0.1",
+            &master_port,
+        ]);
         let synced = eventually(Duration::from_secs(10), || {
             redis::cmd("INFO")
                 .arg("replication")
@@ -142,9 +138,7 @@ impl SentinelHarness {
                 .is_ok_and(|i| i.contains("master_link_status:up"))
         });
         assert!(synced, "the replica did not sync with the master");
-        let sentinels: Vec<SentinelProcess> = (0..3)
-            .map(|_| SentinelProcess::start(master.port()))
-            .collect();
+        let sentinels = start_sentinels(master.port(), replica.port());
         let harness = SentinelHarness {
             servers: vec![master, replica],
             sentinels,
@@ -248,6 +242,33 @@ impl SentinelHarness {
         assert_eq!(acked, 1, "the replica did not acknowledge the writes");
     }
 
+    /// A graceful failover (`SENTINEL FAILOVER`, no agreement needed): waits until the
+    /// sentinels name the replica as master, turns the old master (still running) into its
+    /// replica as the sentinels would, and waits until it is in sync. Returns the old
+    /// master's port.
+    pub fn failover(&self, limit: Duration) -> u16 {
+        let old = self.master_port();
+        self.sentinels[0]
+            .query::<()>(redis::cmd("SENTINEL").arg("FAILOVER").arg(SERVICE))
+            .expect("SENTINEL FAILOVER");
+        self.wait_for_failover(old, limit);
+        // The sentinels reconfigure a surviving old master only at their next INFO round
+        // (every 10 s); do what they would do now.
+        redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(self.master_port())
+            .exec(&mut self.server(old).raw())
+            .expect("REPLICAOF on the old master");
+        let demoted = eventually(limit, || {
+            redis::cmd("INFO")
+                .arg("replication")
+                .query::<String>(&mut self.server(old).raw())
+                .is_ok_and(|i| i.contains("role:slave") && i.contains("master_link_status:up"))
+        });
+        assert!(demoted, "the old master did not become a replica");
+        old
+    }
+
     /// Kills (SIGKILL) the current master; returns its port.
     pub fn kill_master(&mut self) -> u16 {
         let port = self.master_port();
@@ -289,4 +310,48 @@ impl SentinelHarness {
         assert!(done, "no failover within {limit:?}");
         started.elapsed()
     }
+}
+
+/// Starts three sentinels that know the master, its replica and each other from their
+/// configuration (fixed `myid`s and `known-sentinel` lines), so that they can fail over
+/// at once instead of after discovering each other through hello messages.
+fn start_sentinels(master_port: u16, replica_port: u16) -> Vec<SentinelProcess> {
+    let down_after = DOWN_AFTER.as_millis();
+    for attempt in 0..5u128 {
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let ids: Vec<String> = (0..3u128)
+            .map(|i| {
+                let seed = (u128::from(std::process::id()) << 64) | (attempt << 8) | i;
+                format!("{seed:040x}")
+            })
+            .collect();
+        let mut started = Vec::new();
+        for (i, &port) in ports.iter().enumerate() {
+            let mut conf = format!(
+                "sentinel myid {id}\n\
+                 sentinel monitor {SERVICE} 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds {SERVICE} {down_after}\n\
+                 sentinel failover-timeout {SERVICE} 2000\n\
+                 sentinel parallel-syncs {SERVICE} 1\n\
+                 sentinel known-replica {SERVICE} 127.0.0.1 {replica_port}\n",
+                id = ids[i]
+            );
+            for (j, &other) in ports.iter().enumerate() {
+                if j != i {
+                    conf.push_str(&format!(
+                        "sentinel known-sentinel {SERVICE} 127.0.0.1 {other} {}\n",
+                        ids[j]
+                    ));
+                }
+            }
+            match SentinelProcess::start(port, &conf) {
+                Some(s) => started.push(s),
+                None => break,
+            }
+        }
+        if started.len() == 3 {
+            return started;
+        }
+    }
+    panic!("three sentinels did not start after 5 attempts");
 }
