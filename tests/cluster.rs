@@ -129,6 +129,25 @@ fn operations_pipelines_and_scripts_run_on_a_cluster() {
         .unwrap();
         assert_eq!(got, expected);
     }
+
+    // Timeouts apply to every node: a frozen master costs an error within a few timeouts
+    // (the cluster client tries 1 + 3 times), not a hang. Kept short: a node frozen for
+    // longer than cluster-node-timeout would be failed over.
+    let quick = cluster.connection_with("timeout=100ms&connect_timeout=100ms");
+    let frozen = text(&quick, "cluster-frozen");
+    frozen.set("x").unwrap();
+    let port = cluster.master_of("cluster-frozen");
+    cluster.pause(port);
+    let started = Instant::now();
+    let err = frozen.get().unwrap_err();
+    let took = started.elapsed();
+    cluster.resume(port);
+    assert!(err.is_timeout(), "{err}");
+    assert!(took < Duration::from_millis(900), "took {took:?}");
+    let back = eventually(Duration::from_secs(5), || {
+        frozen.get().ok() == Some(Some("x".into()))
+    });
+    assert!(back, "the pool recovered after the node came back");
 }
 
 #[test]

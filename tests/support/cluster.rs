@@ -317,6 +317,24 @@ impl ClusterHarness {
         port
     }
 
+    /// Freezes (SIGSTOP) the node on `port`: connections stay open, nothing answers. Resume
+    /// it within `NODE_TIMEOUT`, or the cluster fails it over.
+    pub fn pause(&self, port: u16) {
+        self.server(port).pause();
+    }
+
+    /// Unfreezes (SIGCONT) a paused node.
+    pub fn resume(&self, port: u16) {
+        self.server(port).resume();
+    }
+
+    fn server(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port() == port)
+            .expect("a node of this cluster")
+    }
+
     /// Kills (SIGKILL) the node on `port`.
     pub fn kill(&mut self, port: u16) {
         self.nodes
