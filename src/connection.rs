@@ -6,7 +6,10 @@
 //! or by their number. [`register`] adds connections from code. Collections pick one with the
 //! builder's `connection("name")` (or a [`Connection`] handle directly).
 //!
-//! Each connection is an r2d2 pool that opens connections only when they are needed. Taking a
+//! The DSN picks the topology: one server, a Redis Cluster (`redis+cluster://`), or the
+//! master of a Sentinel-managed group (`redis+sentinel://`); see the crate docs, "Scale:
+//! Cluster and Sentinel". Each connection is an r2d2 pool that opens connections only when
+//! they are needed. Taking a
 //! connection from the pool costs no round trip (no `PING` on checkout). A connection that
 //! fails with an I/O error is discarded, together with every idle connection opened before it,
 //! so after a server restart the pool recovers by itself; the first command sent over a
