@@ -428,6 +428,23 @@ mod tests {
     }
 
     #[test]
+    fn cross_slot_errors_are_typed_and_name_the_key() {
+        let e = crate::Error::CrossSlot {
+            key: "teams.a".into(),
+            source: cross_slot_error(b"teams.a", b"teams.b"),
+        };
+        let shown = e.to_string();
+        assert!(
+            shown.contains("a multi-key operation across slots on teams.a"),
+            "{shown}"
+        );
+        assert!(shown.contains("hash tag"), "{shown}");
+        assert!(e.is_cross_slot());
+        assert!(!e.is_connection() && !e.is_timeout() && !e.is_config());
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
     fn classifies_errors() {
         let moved = RedisError::from((
             ErrorKind::Server(ServerErrorKind::Moved),
