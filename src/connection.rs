@@ -264,7 +264,7 @@ impl Topology {
             Target::Tcp { host, port } => Topology::Single(
                 nodes
                     .client(host, *port, redis_settings(dsn))
-                    .map_err(|e| Error::config(name, format!("TLS setup failed: {e}")))?,
+                    .map_err(|e| nodes.setup_error(name, e))?,
             ),
             Target::Cluster(seeds) => {
                 let infos = seeds
@@ -298,7 +298,7 @@ impl Topology {
                         Ok((n.to_string(), client))
                     })
                     .collect::<redis::RedisResult<Vec<_>>>()
-                    .map_err(|e| Error::config(name, format!("TLS setup failed: {e}")))?;
+                    .map_err(|e| nodes.setup_error(name, e))?;
                 Topology::Sentinel(SentinelMaster {
                     service: service.clone(),
                     sentinels: std::sync::Mutex::new(sentinels),
@@ -346,6 +346,13 @@ impl Nodes {
             Some(tls) => Some(tls_setup(name, tls)?),
         };
         Ok(Nodes { tls })
+    }
+
+    fn setup_error(&self, name: &str, e: redis::RedisError) -> Error {
+        match self.tls {
+            Some(_) => Error::config(name, format!("TLS setup failed: {e}")),
+            None => Error::config(name, e.to_string()),
+        }
     }
 
     fn addr(&self, host: &str, port: u16) -> redis::ConnectionAddr {
