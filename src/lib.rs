@@ -80,9 +80,13 @@ pub mod dsn;
 mod error;
 pub mod key;
 mod options;
+pub mod region;
+pub mod signal;
 
 pub use cache::RedisCache;
 pub use connection::Connection;
 pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
+pub use region::Region;
+pub use signal::Signal;

@@ -194,6 +194,20 @@ impl<T: Collection> Builder<T> {
     pub(crate) fn extra_mut(&mut self) -> &mut T::Extra {
         &mut self.extra
     }
+
+    /// A builder from existing parts (a child collection that inherits its parent's options).
+    pub(crate) fn from_parts(key: Key, options: Options<T::Codec>, extra: T::Extra) -> Self {
+        Builder {
+            key,
+            options,
+            extra,
+            _collection: PhantomData,
+        }
+    }
+
+    pub(crate) fn options_mut(&mut self) -> &mut Options<T::Codec> {
+        &mut self.options
+    }
 }
 
 impl<T: Collection> fmt::Debug for Builder<T> {
