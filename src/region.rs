@@ -310,6 +310,12 @@ fn split_name(name: &str) -> Vec<String> {
 /// Regions this process has linked, by connection name, server and hash key.
 static KNOWN: Lazy<Mutex<HashSet<String>>> = Lazy::new(|| Mutex::new(HashSet::new()));
 
+fn lock_known() -> std::sync::MutexGuard<'static, HashSet<String>> {
+    KNOWN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Deletes a region, its link set and, recursively, every descendant found through the link
 /// sets, then unlinks the region from its parent. Children are followed only when their key
 /// extends the parent's key with `.`, so foreign set members cannot make it loop.
@@ -339,27 +345,12 @@ return removed
     )
 });
 
-/// The tag values are encoded with: `&str`, `&String` and `String` are one type to a region,
-/// as are `&[T]` and `Vec<T>`, because serde writes them the same way.
+/// The tag values are encoded with. serde writes a reference as what it points to, `str` as
+/// `String` does and a slice `[T]` as `Vec<T>` does, so a region treats them as one type:
+/// `&str`, `&String` and `String` read back as `String`, `&[&str]` as `Vec<String>`.
 fn value_tag<V: ?Sized>() -> TypeTag {
     let tag = TypeTag::of::<V>();
-    let mut name = tag.name();
-    loop {
-        if let Some(rest) = name.strip_prefix("&mut ") {
-            name = rest;
-        } else if let Some(rest) = name.strip_prefix('&') {
-            name = rest;
-        } else {
-            break;
-        }
-    }
-    let normal = if name == "str" {
-        "String".to_string()
-    } else if let Some(inner) = slice_element(name) {
-        format!("Vec<{inner}>")
-    } else {
-        name.to_string()
-    };
+    let normal = normalize_type_name(tag.name());
     if normal == tag.name() {
         tag
     } else {
@@ -367,19 +358,77 @@ fn value_tag<V: ?Sized>() -> TypeTag {
     }
 }
 
-/// `[T]` -> `T`; `None` for arrays (`[T; N]`) and everything else.
-fn slice_element(name: &str) -> Option<&str> {
-    let inner = name.strip_prefix('[')?.strip_suffix(']')?;
-    let mut depth = 0i32;
-    for c in inner.chars() {
+fn normalize_type_name(name: &str) -> String {
+    let without_refs = name.replace("&mut ", "").replace('&', "");
+    let mut out = String::with_capacity(without_refs.len() + 8);
+    rewrite_type(&without_refs, &mut out);
+    out
+}
+
+/// Writes `s` with every `str` as `String` and every slice `[T]` as `Vec<T>` (arrays `[T; N]`
+/// stay arrays: serde writes them as tuples).
+fn rewrite_type(s: &str, out: &mut String) {
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if c.is_alphanumeric() || c == '_' {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            let word = &rest[..end];
+            out.push_str(if word == "str" { "String" } else { word });
+            rest = &rest[end..];
+        } else if c == '[' {
+            let Some(close) = matching_bracket(rest) else {
+                out.push_str(rest);
+                return;
+            };
+            let inner = &rest[1..close];
+            if has_top_level_semicolon(inner) {
+                out.push('[');
+                rewrite_type(inner, out);
+                out.push(']');
+            } else {
+                out.push_str("Vec<");
+                rewrite_type(inner, out);
+                out.push('>');
+            }
+            rest = &rest[close + 1..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+}
+
+/// The index of the `]` closing the `[` that `s` starts with.
+fn matching_bracket(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    for (i, c) in s.char_indices() {
         match c {
-            '[' | '<' | '(' => depth += 1,
-            ']' | '>' | ')' => depth -= 1,
-            ';' if depth == 0 => return None,
+            '[' => depth += 1,
+            ']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
             _ => {}
         }
     }
-    Some(inner)
+    None
+}
+
+fn has_top_level_semicolon(s: &str) -> bool {
+    let mut depth = 0i32;
+    for c in s.chars() {
+        match c {
+            '[' | '<' | '(' => depth += 1,
+            ']' | '>' | ')' => depth -= 1,
+            ';' if depth == 0 => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// The tag of memoized-call fields: no entry key field can start with its header.
@@ -659,10 +708,21 @@ impl<C: Codec> Region<C> {
             core.add_ttl(&mut pipe, key);
             pipe.query(c)
         });
-        if result.is_ok() && links {
-            self.inner.known.store(true, Ordering::Relaxed);
+        if result.is_ok() && links && !self.inner.known.swap(true, Ordering::Relaxed) {
+            lock_known().insert(self.registry_id()?);
         }
         result
+    }
+
+    /// How the process-wide registry names this region: connection name, server, hash key.
+    fn registry_id(&self) -> Result<String> {
+        let resolved = self.inner.core.resolved()?;
+        Ok(format!(
+            "{}\n{}\n{}",
+            resolved.connection.name(),
+            resolved.connection.dsn(),
+            self.layout()?.hash
+        ))
     }
 
     fn field(&self, key: &str) -> Result<Vec<u8>> {
@@ -1046,17 +1106,8 @@ impl<C: Codec> Region<C> {
             return Ok(());
         }
         let layout = self.layout()?;
-        let resolved = self.inner.core.resolved()?;
-        let id = format!(
-            "{}\n{}\n{}",
-            resolved.connection.name(),
-            resolved.connection.dsn(),
-            layout.hash
-        );
-        let known = KNOWN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains(&id);
+        let id = self.registry_id()?;
+        let known = lock_known().contains(&id);
         if !known && !layout.links.is_empty() {
             self.inner.core.run(|c, _| {
                 let mut pipe = redis::pipe();
@@ -1067,10 +1118,7 @@ impl<C: Codec> Region<C> {
                 pipe.exec(c)
             })?;
         }
-        KNOWN
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(id);
+        lock_known().insert(id);
         self.inner.known.store(true, Ordering::Relaxed);
         Ok(())
     }
@@ -1811,6 +1859,17 @@ mod tests {
         assert_ne!(value_tag::<[u8; 4]>(), value_tag::<Vec<u8>>());
         assert_eq!(value_tag::<[u8; 4]>(), TypeTag::of::<[u8; 4]>());
         assert_eq!(value_tag::<u32>(), TypeTag::of::<u32>());
+        assert_eq!(value_tag::<[&str]>(), value_tag::<Vec<String>>());
+        assert_eq!(
+            value_tag::<(&str, Option<&[u8]>)>(),
+            value_tag::<(String, Option<Vec<u8>>)>()
+        );
+        assert_eq!(value_tag::<[&str; 2]>(), TypeTag::of::<[String; 2]>());
+        assert_eq!(
+            normalize_type_name("HashMap<&str, Vec<[u8; 4]>>"),
+            "HashMap<String, Vec<[u8; 4]>>"
+        );
+        assert_eq!(normalize_type_name("strange_str"), "strange_str");
     }
 
     #[test]
