@@ -10,6 +10,7 @@
 //! - [Connections](#connections)
 //! - [Keys](#keys)
 //! - [Encoding](#encoding)
+//! - [Regions](#regions)
 //! - [Errors](#errors)
 //! - [Features](#features)
 //!
@@ -58,6 +59,59 @@
 //! [`Error::Decode`] instead of a wrong value. [`Raw`](codec::Raw) stores integers, floats,
 //! strings and bytes as Redis-native values, which counters need (`INCRBY`) and `redis-cli`
 //! shows readably. Decoding never executes code.
+//!
+//! # Regions
+//!
+//! A [`Region`] is a dotted, nested namespace of typed values: `Region::new("users.42")` is a
+//! Redis hash, a child of `users`, and [`Region::invalidate`] deletes a region with all its
+//! descendants in one atomic Lua script, from any process.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_caches::{Region, Signal};
+//!
+//! let users = Region::builder("users").ttl(Duration::from_secs(600)).build();
+//! let alice = users.region("alice"); // inherits the TTL
+//! alice.insert("name", "Alice")?;
+//! alice.transaction(|tx| {
+//!     tx.insert("visits", &1u32)?;
+//!     tx.insert("plan", "pro")
+//! })?; // one MULTI/EXEC, or nothing on error or panic
+//! users.invalidate_on(&Signal::named("user-updated"));
+//! Signal::named("user-updated").send()?; // users and users.alice are gone
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! Key layout, for the root `root` (the builder's `root(..)`) and a connection prefix `P`:
+//!
+//! | Key | Type | Holds |
+//! |---|---|---|
+//! | `P{root}` | hash | the root region's entries |
+//! | `P{root}.users`, `P{root}.users.alice` | hash | each region's entries |
+//! | `P{root}#children`, `P{root}#children.users` | set | the hash keys of each region's children |
+//!
+//! The root is a Redis Cluster hash tag, so a whole tree lives in one slot; link keys carry
+//! `#` right after the tag where region keys carry `.`, so the two can never collide. Entry
+//! keys are fields encoded as `String`s by the region's codec; values are typed per call
+//! (`get::<V>`).
+//!
+//! - Every write carries `SADD`s linking its region up to the root in the same
+//!   `MULTI`/`EXEC` (one round trip), so a region written after another process invalidated
+//!   its parent is linked again, and an invalidation finds every region holding data. Once
+//!   `invalidate()` returns, nothing written before it began survives below it; a region
+//!   written concurrently is deleted entirely or kept entirely, never left unlinked.
+//! - Options (TTL, TTL policy, codec, connection, root, [`OutagePolicy`](region::OutagePolicy))
+//!   are copied to children, which may override them for themselves. The parents that
+//!   `Region::new("a.b.c")` implies are only linked: nothing is written to them, so nothing of
+//!   the leaf's options reaches them. A parent's TTL does not cascade; invalidation does.
+//! - [`Signal`]s are named, in-process events; [`Region::invalidate_on`] connects a region.
+//! - [`Region::get_or_insert_with`] and [`Region::memoize`] cache computed values inside a
+//!   region (memoized results are keyed by the encoded arguments and skipped by iteration).
+//! - Under [`OutagePolicy::Miss`](region::OutagePolicy::Miss) a region reads as a miss and
+//!   skips writes while Redis is down, counting both ([`Region::outage_stats`]); the default
+//!   returns the error. Invalidation always reports errors.
+//!
+//! See [`region`] for every method's commands and round trips.
 //!
 //! # Errors
 //!

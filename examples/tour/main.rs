@@ -14,12 +14,16 @@ use std::time::{Duration, Instant};
 use redis_caches::connection;
 
 mod cache;
+mod regions;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let _server = ensure_default_connection()?;
 
     section("RedisCache: one typed value");
     cache::run()?;
+
+    section("Region: nested namespaces, invalidated from the top");
+    regions::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");
