@@ -27,6 +27,10 @@
 //! never equal a region key, whatever the names. Inside a name part, `\` is written `\\` (see
 //! [`key`](crate::key)); names are split on `.`, so a part never holds one.
 //!
+//! The invalidation script declares the region's hash and its parent's link set as its keys
+//! and finds the descendants at run time; Redis allows that for keys of the script's own slot,
+//! which the shared hash tag guarantees.
+//!
 //! Fields are the entry keys encoded by the region's codec as a `String` (so a `String`-keyed
 //! dictionary view reads the same entries); values are
 //! encoded per call with the type the call names. Results memoized with [`Region::memoize`] live
@@ -110,6 +114,11 @@ use crate::options::{Builder, Collection, Core, Ttl, private};
 use crate::signal::{Signal, Subscription};
 
 /// The root of a region tree unless the builder names another one.
+///
+/// ```
+/// use redis_caches::{Region, region::DEFAULT_ROOT};
+/// assert_eq!(Region::new("a").root(), DEFAULT_ROOT);
+/// ```
 pub const DEFAULT_ROOT: &str = "root";
 
 /// What separates a link key from the region key it belongs to (`{root}#children.abc`).
@@ -1451,6 +1460,15 @@ impl<C: Codec> Transaction<'_, C> {
 }
 
 /// A function whose results are cached in a [`Region`], made by [`Region::memoize`].
+///
+/// `Debug` shows the function's name and the region.
+///
+/// ```no_run
+/// let r = redis_caches::Region::new("geo");
+/// let distance = r.memoize("distance", |(a, b): &(String, String)| a.len().abs_diff(b.len()));
+/// let d = distance.call(&("Paris".into(), "Rome".into()))?;
+/// # Ok::<(), redis_caches::Error>(())
+/// ```
 pub struct Memoized<A: ?Sized, R, F, C = Postcard> {
     region: Region<C>,
     name: Arc<str>,
@@ -1670,7 +1688,12 @@ fn memo_header() -> Vec<u8> {
     Codec::encode(&Postcard, &(), &memo_tag()).unwrap_or_default()
 }
 
-/// The entry keys of a [`Region`], from [`Region::keys`].
+/// The entry keys of a [`Region`], from [`Region::keys`]: `HSCAN` in batches.
+///
+/// ```no_run
+/// let keys: Vec<String> = redis_caches::Region::new("r").keys().collect::<Result<_, _>>()?;
+/// # Ok::<(), redis_caches::Error>(())
+/// ```
 pub struct Keys<C = Postcard> {
     scan: Scan<C>,
 }
@@ -1691,7 +1714,14 @@ impl<C: Codec> fmt::Debug for Keys<C> {
     }
 }
 
-/// The entries of a [`Region`] with values read as `V`, from [`Region::iter`].
+/// The entries of a [`Region`] with values read as `V`, from [`Region::iter`]: `HSCAN` in
+/// batches.
+///
+/// ```no_run
+/// use std::collections::HashMap;
+/// let ages: HashMap<String, u8> = redis_caches::Region::new("ages").iter::<u8>().collect::<Result<_, _>>()?;
+/// # Ok::<(), redis_caches::Error>(())
+/// ```
 pub struct Iter<V, C = Postcard> {
     scan: Scan<C>,
     _value: PhantomData<fn() -> V>,
@@ -1721,7 +1751,15 @@ impl<V, C: Codec> fmt::Debug for Iter<V, C> {
     }
 }
 
-/// The child regions of a [`Region`], from [`Region::children`].
+/// The child regions of a [`Region`], from [`Region::children`]: `SSCAN` in batches.
+///
+/// ```no_run
+/// let names: Vec<String> = redis_caches::Region::new("users")
+///     .children()
+///     .map(|child| child.map(|r| r.name()))
+///     .collect::<Result<_, _>>()?;
+/// # Ok::<(), redis_caches::Error>(())
+/// ```
 pub struct Children<C = Postcard> {
     scan: Scan<C>,
 }

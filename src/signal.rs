@@ -67,6 +67,12 @@ struct Inner {
 }
 
 /// Identifies one receiver of a [`Signal`], to [disconnect](Signal::disconnect) it.
+///
+/// ```
+/// let s = redis_caches::Signal::anonymous("s");
+/// let subscription: redis_caches::signal::Subscription = s.connect(|| Ok(()));
+/// assert!(s.disconnect(subscription));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Subscription(u64);
 

@@ -699,13 +699,14 @@ fn ttl_policies_and_their_inheritance() {
         ),
     ];
     for (r, refreshes) in cases {
-        let started = Instant::now();
+        // The server set the TTL at the first write, at least `gap` before the PTTL read: under
+        // Keep at most ttl - gap is left. Refresh set it again at the second write, just
+        // before the read.
         let left = pttl_after_second_write(&r, gap);
         if refreshes {
-            assert!(left > Duration::from_millis(300), "{}: {left:?}", r.name());
+            assert!(left > ttl - gap, "{}: {left:?}", r.name());
         } else {
-            let limit = ttl.saturating_sub(started.elapsed()) + Duration::from_millis(20);
-            assert!(left <= limit, "{}: {left:?} > {limit:?}", r.name());
+            assert!(left <= ttl - gap, "{}: {left:?}", r.name());
         }
         // Either way the region expires by itself, entries and all.
         assert!(
