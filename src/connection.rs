@@ -214,6 +214,14 @@ impl Connection {
         }
     }
 
+    /// Whether `self` and `other` reach the same Redis database (the same pool, or the same
+    /// server address and database number), so that one command may read keys of both.
+    pub(crate) fn same_database(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || (self.inner.dsn.target == other.inner.dsn.target
+                && self.inner.dsn.db == other.inner.dsn.db)
+    }
+
     /// Marks `conn` broken after `e` when the error leaves the connection unusable.
     pub(crate) fn observe(&self, conn: &mut RedisConn, e: &redis::RedisError) {
         if e.is_timeout() {
@@ -265,6 +273,13 @@ fn tls_client(
     port: u16,
     tls: &crate::dsn::TlsOptions,
 ) -> Result<redis::Client> {
+    // rustls panics at the first handshake when the process has no default crypto provider
+    // and cannot pick one from its crate features (none enabled by `redis`, or both `ring`
+    // and `aws-lc-rs` enabled by the application). Install ring unless the application
+    // installed one already; losing that race to another thread is fine.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let read = |what: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| {
             Error::config(

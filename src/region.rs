@@ -31,8 +31,9 @@
 //! and finds the descendants at run time; Redis allows that for keys of the script's own slot,
 //! which the shared hash tag guarantees.
 //!
-//! Fields are the entry keys encoded by the region's codec as a `String` (so a `String`-keyed
-//! dictionary view reads the same entries); values are
+//! Fields are the entry keys encoded by the region's codec as a `String` (so the
+//! [`DictCache<String, V>`](crate::DictCache) view from [`Region::dict`] reads the same
+//! entries); values are
 //! encoded per call with the type the call names. Results memoized with [`Region::memoize`] live
 //! in the same hash under fields of their own (postcard bytes of `(name, arguments)` behind a
 //! header no key field can start with), so they never collide with entry keys and are
@@ -69,7 +70,8 @@
 //! | Method | Redis commands | Round trips |
 //! |---|---|---|
 //! | [`get`](Region::get), [`contains_key`](Region::contains_key), [`len`](Region::len) | `HGET`, `HEXISTS`, `HLEN` | 1 |
-//! | [`insert`](Region::insert) | `SADD` per level + `HSET` (+ `PEXPIRE`), in `MULTI`/`EXEC` | 1 |
+//! | [`set`](Region::set) | `SADD` per level + `HSET` (+ `PEXPIRE`), in `MULTI`/`EXEC` | 1 |
+//! | [`insert`](Region::insert) | `SADD` per level + `HGET` + `HSET` (+ `PEXPIRE`), in `MULTI`/`EXEC` | 1 |
 //! | [`remove`](Region::remove), [`delete`](Region::delete) | `HGET` + `HDEL` / `HDEL` (+ `PEXPIRE`) | 1 |
 //! | [`get_or_insert_with`](Region::get_or_insert_with), [`Memoized::call`] | `HGET`; on a miss `SADD`s + `HSETNX` + `HGET` (+ `PEXPIRE`) in `MULTI`/`EXEC` | 1 on a hit, 2 on a miss |
 //! | [`transaction`](Region::transaction) | reads as above; all writes in one `MULTI`/`EXEC` | 1 for the commit |
@@ -87,8 +89,8 @@
 //!
 //! let users = Region::builder("users").ttl(Duration::from_secs(600)).build();
 //! let alice = users.region("alice"); // inherits the 10 minute TTL
-//! alice.insert("name", "Alice")?;
-//! alice.insert("visits", &3u32)?;
+//! alice.set("name", "Alice")?;
+//! alice.set("visits", &3u32)?;
 //! assert_eq!(alice.get::<String>("name")?.as_deref(), Some("Alice"));
 //!
 //! users.invalidate()?; // users, users.alice and every other descendant, atomically
@@ -108,6 +110,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{Codec, Postcard, TypeTag};
+use crate::dict::DictCache;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::options::{Builder, Collection, Core, Ttl, private};
@@ -131,8 +134,9 @@ const SCAN_BATCH: usize = 100;
 ///
 /// Only the operations of the cache path degrade: [`get`](Region::get),
 /// [`contains_key`](Region::contains_key), [`get_or_insert_with`](Region::get_or_insert_with)
-/// and [`Memoized::call`] (reads), [`insert`](Region::insert), [`remove`](Region::remove),
-/// [`delete`](Region::delete) and a [`transaction`](Region::transaction)'s commit (writes).
+/// and [`Memoized::call`] (reads), [`set`](Region::set), [`insert`](Region::insert),
+/// [`remove`](Region::remove), [`delete`](Region::delete) and a
+/// [`transaction`](Region::transaction)'s commit (writes).
 /// Everything else ([`invalidate`](Region::invalidate), [`clear`](Region::clear), `len`,
 /// iteration, ...) always returns the error: silently skipping an invalidation would leave
 /// stale data behind.
@@ -149,9 +153,9 @@ pub enum OutagePolicy {
     Fail,
     /// Behave as if Redis were an empty cache that drops writes: reads miss (`None`, `false`,
     /// a computed value left unstored), writes are skipped and return as if they had
-    /// succeeded on nothing (`insert` gives `false`, `remove` gives `None`). Each is counted
-    /// in [`Region::outage_stats`]. Errors that are not connection failures or timeouts are
-    /// still returned.
+    /// succeeded on nothing (`set` gives `false`, `insert` and `remove` give `None`). Each
+    /// is counted in [`Region::outage_stats`]. Errors that are not connection failures or
+    /// timeouts are still returned.
     Miss,
 }
 
@@ -188,9 +192,11 @@ pub struct RegionExtra {
 ///
 /// # Contents
 ///
-/// - Entries: [`get`](Region::get), [`insert`](Region::insert), [`remove`](Region::remove),
+/// - Entries: [`get`](Region::get), [`set`](Region::set), [`insert`](Region::insert),
+///   [`remove`](Region::remove),
 ///   [`delete`](Region::delete), [`contains_key`](Region::contains_key), [`len`](Region::len),
-///   [`keys`](Region::keys), [`iter`](Region::iter), [`clear`](Region::clear)
+///   [`keys`](Region::keys), [`iter`](Region::iter), [`clear`](Region::clear), a typed
+///   [`dict`](Region::dict) view
 /// - The tree: [`region`](Region::region), [`region_builder`](Region::region_builder),
 ///   [`children`](Region::children), [`create`](Region::create),
 ///   [`invalidate`](Region::invalidate), [`invalidate_on`](Region::invalidate_on)
@@ -205,7 +211,7 @@ pub struct RegionExtra {
 /// let catalog = Region::new("catalog");
 /// let books = catalog.region("books");
 /// let scifi = books.region("scifi"); // catalog.books.scifi
-/// scifi.insert("dune", &1965u16)?;
+/// scifi.set("dune", &1965u16)?;
 /// catalog.invalidate()?;
 /// assert!(!scifi.contains_key("dune")?);
 /// # Ok::<(), redis_caches::Error>(())
@@ -281,6 +287,17 @@ impl Layout {
     fn parent_links(&self) -> Option<&str> {
         self.links.last().map(|(set, _)| set.as_str())
     }
+}
+
+/// The `(link set, member)` pairs linking the region whose hash is `key` (under the root
+/// `root`) to its root: what every write to a region carries.
+pub(crate) fn links_to_root(
+    connection_prefix: &str,
+    root: Option<&str>,
+    key: &Key,
+) -> Result<Vec<(String, String)>> {
+    let parts: Vec<String> = key.parts().iter().map(|p| p.to_string()).collect();
+    Ok(Layout::new(connection_prefix, root.unwrap_or(DEFAULT_ROOT), &parts)?.links)
 }
 
 /// `P{root}.abc` -> `P{root}#children.abc`.
@@ -793,7 +810,7 @@ impl<C: Codec> Region<C> {
     ///
     /// ```no_run
     /// let r = redis_caches::Region::new("profiles");
-    /// if !r.contains_key("alice")? { r.insert("alice", "Alice")?; }
+    /// if !r.contains_key("alice")? { r.set("alice", "Alice")?; }
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn contains_key(&self, key: &str) -> Result<bool> {
@@ -805,17 +822,15 @@ impl<C: Codec> Region<C> {
         self.read_outage(found, || false)
     }
 
-    /// Stores `value` at `key`, links the region to the root, and applies the TTL policy, in
-    /// one `MULTI`/`EXEC`: `SADD` per level, `HSET`, `PEXPIRE` (with `NX` under
-    /// [`TtlPolicy::Keep`](crate::TtlPolicy::Keep)). One round trip.
+    /// Stores `value` at `key` without reading what it replaces, links the region to the
+    /// root, and applies the TTL policy, in one `MULTI`/`EXEC`: `SADD` per level, `HSET`,
+    /// `PEXPIRE` (with `NX` under [`TtlPolicy::Keep`](crate::TtlPolicy::Keep)). One round
+    /// trip. `true` when `key` was new.
     ///
-    /// Returns `true` when `key` was new (`HSET`'s reply), not the old value as
-    /// `HashMap::insert` does: use [`remove`](Region::remove) first, or a
-    /// [`transaction`](Region::transaction), when you need it.
-    ///
-    /// If several threads or processes write at once, each write and its links land together;
-    /// a concurrent [`invalidate`](Region::invalidate) of an ancestor deletes the write
-    /// entirely or leaves it entirely in place.
+    /// Accepts borrowed values (`set("name", "Alice")`, read back as `String`). If several
+    /// threads or processes write at once, each write and its links land together; a
+    /// concurrent [`invalidate`](Region::invalidate) of an ancestor deletes the write entirely
+    /// or leaves it entirely in place.
     ///
     /// # Errors
     ///
@@ -824,11 +839,11 @@ impl<C: Codec> Region<C> {
     ///
     /// ```no_run
     /// let r = redis_caches::Region::new("profiles");
-    /// r.insert("alice", "Alice")?;
-    /// r.insert("alice.age", &31u8)?;
+    /// r.set("alice", "Alice")?;
+    /// let was_new = r.set("alice.age", &31u8)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn insert<V: Serialize + ?Sized>(&self, key: &str, value: &V) -> Result<bool> {
+    pub fn set<V: Serialize + ?Sized>(&self, key: &str, value: &V) -> Result<bool> {
         let field = self.field(key)?;
         let bytes = self.encode_value(value)?;
         let written = self
@@ -837,6 +852,70 @@ impl<C: Codec> Region<C> {
             })
             .map(|(n,)| n > 0);
         self.write_outage(written, 1, || false)
+    }
+
+    /// Stores `value` at `key` and returns the value it replaced, read as a `V`, like
+    /// `HashMap::insert`: the links, `HGET`, `HSET` (+ `PEXPIRE`) in one `MULTI`/`EXEC`, one
+    /// round trip. [`set`](Region::set) is cheaper when the old value does not matter.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Region::set) (`Ok(None)` under [`OutagePolicy::Miss`]), plus
+    /// [`Error::Decode`] when the replaced value is not a `V` (the new value is stored even
+    /// then).
+    ///
+    /// ```no_run
+    /// let r = redis_caches::Region::new("scores");
+    /// assert_eq!(r.insert("ada", &36u32)?, None);
+    /// assert_eq!(r.insert("ada", &37u32)?, Some(36));
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn insert<V>(&self, key: &str, value: &V) -> Result<Option<V>>
+    where
+        V: Serialize + DeserializeOwned,
+    {
+        let field = self.field(key)?;
+        let bytes = self.encode_value(value)?;
+        let old = self
+            .write::<(Option<Vec<u8>>,)>(true, true, |pipe, k| {
+                pipe.cmd("HGET").arg(k).arg(&field);
+                pipe.cmd("HSET").arg(k).arg(&field).arg(&bytes).ignore();
+            })
+            .map(|(old,)| old);
+        match self.write_outage(old, 1, || None)? {
+            Some(b) => self.decode_value(&value_tag::<V>(), &b, key).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A typed [`DictCache`] over this region's hash, with the region's options: it reads and
+    /// writes the same entries as [`get`](Region::get) and [`set`](Region::set) (entry keys
+    /// are `String` fields). Its writes link the region to the root like the region's own, in
+    /// the same `MULTI`/`EXEC`, so an invalidation of an ancestor finds them. No I/O.
+    ///
+    /// The [`OutagePolicy`] does not apply to the view: it returns every error. Memoized
+    /// results stored in the region are not `K` fields, so the view's iterators yield
+    /// [`Error::Decode`] items for them; keep memoization in a region of its own when you
+    /// iterate through a view.
+    ///
+    /// ```no_run
+    /// use redis_caches::{DictCache, Region};
+    ///
+    /// let ages = Region::new("people.ages");
+    /// ages.set("ada", &36u32)?;
+    /// let view: DictCache<String, u32> = ages.dict();
+    /// assert_eq!(view.get("ada")?, Some(36));
+    /// view.insert("alan", &41)?;
+    /// assert_eq!(ages.get::<u32>("alan")?, Some(41));
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn dict<K, V>(&self) -> DictCache<K, V, C> {
+        Builder::<DictCache<K, V, C>>::from_parts(
+            Key::from_parts(&self.inner.parts).with_hash_tag(),
+            self.inner.core.options.clone(),
+            (),
+        )
+        .build_in_region_tree()
     }
 
     fn encode_value<V: Serialize + ?Sized>(&self, value: &V) -> Result<Vec<u8>> {

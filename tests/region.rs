@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use redis_caches::codec::{Codec, Postcard, TypeTag};
 use redis_caches::region::OutagePolicy;
-use redis_caches::{Connection, Error, Region, Signal, Ttl, TtlPolicy};
+use redis_caches::{Connection, DictCache, Error, Region, Signal, Ttl, TtlPolicy};
 use support::{RedisServer, child_process, eventually, is_child, unique, wait_child};
 
 /// A region `name` under a fresh root on `conn`.
@@ -104,8 +104,8 @@ fn key_layout_in_redis() {
     let conn = server.connection_with("prefix=p:");
     let root = unique("layout");
     let leaf = region(&conn, &root, "abc.xyz");
-    leaf.insert("k", "v").unwrap();
-    region(&conn, &root, "").insert("top", &1u8).unwrap();
+    leaf.set("k", "v").unwrap();
+    region(&conn, &root, "").set("top", &1u8).unwrap();
     let mut raw = server.raw();
     let mut expected = vec![
         format!("p:{{{root}}}"),
@@ -159,7 +159,7 @@ fn three_levels_invalidated_from_the_top() {
     let sibling = region(&conn, &root, "other");
     assert_eq!(c.name(), "a.b.c");
     for (i, r) in [&a, &b, &c, &sibling].into_iter().enumerate() {
-        r.insert("k", &(i as u32)).unwrap();
+        r.set("k", &(i as u32)).unwrap();
     }
     assert_eq!(c.get::<u32>("k").unwrap(), Some(2));
     let names: Vec<String> = a.children().map(|r| r.unwrap().name()).collect();
@@ -184,7 +184,7 @@ fn three_levels_invalidated_from_the_top() {
         &format!("{{{root}}}.a")
     ));
     // Writing again brings the tree back, linked.
-    c.insert("k", &9u32).unwrap();
+    c.set("k", &9u32).unwrap();
     assert!(a.children().any(|r| r.unwrap().name() == "a.b"));
     // The root region invalidates everything.
     assert_eq!(region(&conn, &root, "").invalidate().unwrap(), 2);
@@ -197,10 +197,10 @@ fn entries_are_typed_per_call() {
     let conn = server.connection();
     let r = region(&conn, &unique("typed"), "t");
     assert!(r.is_empty().unwrap());
-    assert!(r.insert("name", "Alice").unwrap());
-    assert!(!r.insert("name", &"Alicia".to_string()).unwrap());
-    r.insert("age", &31u8).unwrap();
-    r.insert("tags", &["a", "b"][..]).unwrap();
+    assert!(r.set("name", "Alice").unwrap());
+    assert!(!r.set("name", &"Alicia".to_string()).unwrap());
+    r.set("age", &31u8).unwrap();
+    r.set("tags", &["a", "b"][..]).unwrap();
     assert_eq!(r.get::<String>("name").unwrap().as_deref(), Some("Alicia"));
     assert_eq!(r.get::<u8>("age").unwrap(), Some(31));
     assert_eq!(
@@ -211,6 +211,12 @@ fn entries_are_typed_per_call() {
     assert!(err.is_decode(), "{err}");
     assert!(err.to_string().contains("[name]"), "{err}");
     assert!(r.contains_key("age").unwrap());
+    assert_eq!(r.insert("age", &32u8).unwrap(), Some(31));
+    assert_eq!(r.insert("age", &31u8).unwrap(), Some(32));
+    let err = r.insert("name", &7u8).unwrap_err();
+    assert!(err.is_decode(), "the old value was a String: {err}");
+    assert_eq!(r.get::<u8>("name").unwrap(), Some(7), "stored even then");
+    r.set("name", "Alicia").unwrap();
     assert_eq!(r.len().unwrap(), 3);
     let mut keys: Vec<String> = r.keys().map(Result::unwrap).collect();
     keys.sort();
@@ -223,6 +229,70 @@ fn entries_are_typed_per_call() {
     assert_eq!(entries, vec![("name".to_string(), "Alicia".to_string())]);
     assert!(r.clear().unwrap());
     assert!(!r.exists().unwrap());
+}
+
+#[test]
+fn a_dict_view_shares_the_entries_and_keeps_the_tree_linked() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("view");
+    let people = region(&conn, &root, "people");
+    let ages = people
+        .region_builder("ages")
+        .ttl(Duration::from_secs(60))
+        .build();
+    ages.set("ada", &36u32).unwrap();
+    let view: DictCache<String, u32> = ages.dict();
+    assert_eq!(view.get("ada").unwrap(), Some(36));
+    assert_eq!(view.insert("alan", &41).unwrap(), None);
+    assert_eq!(ages.get::<u32>("alan").unwrap(), Some(41));
+    assert_eq!(
+        view.to_hash_map().unwrap(),
+        HashMap::from([("ada".to_string(), 36), ("alan".to_string(), 41)])
+    );
+    assert!(
+        view.ttl().unwrap().remaining().is_some(),
+        "the region's TTL"
+    );
+
+    // Another handle (as another process would) invalidates the parent, links and all.
+    region(&conn, &root, "people").invalidate().unwrap();
+    assert!(view.is_empty().unwrap());
+    let counted = server.count_commands(|| {
+        view.set("grace", &85).unwrap();
+    });
+    let expected: HashMap<String, u64> = [
+        ("multi", 1),
+        ("sadd", 2),
+        ("hset", 1),
+        ("pexpire", 1),
+        ("exec", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(counted, expected, "the view's writes carry the links");
+    let mut raw = server.raw();
+    assert!(is_member(
+        &mut raw,
+        &format!("{{{root}}}#children.people"),
+        &format!("{{{root}}}.people.ages")
+    ));
+    // Without a TTL the view's write is still atomic with its links.
+    let plain: DictCache<String, u32> = region(&conn, &root, "plain.ages").dict();
+    let counted = server.count_commands(|| {
+        plain.set("x", &1).unwrap();
+    });
+    assert_eq!(counted.get("multi"), Some(&1), "{counted:?}");
+    assert_eq!(counted.get("sadd"), Some(&2), "{counted:?}");
+
+    people.invalidate().unwrap();
+    assert_eq!(view.get("grace").unwrap(), None);
+    assert!(
+        tree_keys(&mut raw, &root)
+            .iter()
+            .all(|k| !k.contains("people"))
+    );
 }
 
 #[test]
@@ -278,10 +348,10 @@ fn write_costs_one_round_trip_and_creation_at_most_one_then_none() {
     let conn = server.connection();
     let root = unique("cost");
     let r = region(&conn, &root, "a.b");
-    r.insert("warm", &0u8).unwrap(); // opens the pooled connection
+    r.set("warm", &0u8).unwrap(); // opens the pooled connection
 
     let write = server.count_commands(|| {
-        r.insert("k", &1u8).unwrap();
+        r.set("k", &1u8).unwrap();
     });
     let expected: HashMap<String, u64> = [("multi", 1), ("sadd", 2), ("hset", 1), ("exec", 1)]
         .into_iter()
@@ -295,14 +365,14 @@ fn write_costs_one_round_trip_and_creation_at_most_one_then_none() {
         .ttl(Duration::from_secs(60))
         .build();
     let write = server.count_commands(|| {
-        with_ttl.insert("k", &1u8).unwrap();
+        with_ttl.set("k", &1u8).unwrap();
     });
     assert_eq!(write.get("pexpire"), Some(&1), "{write:?}");
     assert_eq!(write.get("exec"), Some(&1), "{write:?}");
 
     let top = region(&conn, &root, "");
     let write = server.count_commands(|| {
-        top.insert("k", &1u8).unwrap();
+        top.set("k", &1u8).unwrap();
     });
     assert_eq!(
         write,
@@ -362,7 +432,7 @@ fn writes_relink_a_child_after_another_process_invalidated_the_parent() {
     let parent = region(&conn, &root, "parent");
     let kid = parent.region("kid");
     kid.create().unwrap();
-    kid.insert("a", &1u8).unwrap();
+    kid.set("a", &1u8).unwrap();
 
     wait_child(child_process(
         "child_invalidates_the_parent",
@@ -377,7 +447,7 @@ fn writes_relink_a_child_after_another_process_invalidated_the_parent() {
     // This process still knows "parent.kid" (create sends nothing), and writes again.
     let sent = server.count_commands(|| kid.create().unwrap());
     assert!(sent.is_empty(), "{sent:?}");
-    kid.insert("b", &2u8).unwrap();
+    kid.set("b", &2u8).unwrap();
     assert!(parent.children().any(|c| c.unwrap().name() == "parent.kid"));
 
     // A fresh handle (as another process would have) invalidates the parent: the kid goes.
@@ -471,7 +541,7 @@ fn invalidation_racing_writer_threads_and_another_process() {
                     } else {
                         top.region(&format!("t{t}.r{}", seq % 7))
                     };
-                    target.insert(&format!("t{t}-{seq}"), &seq).unwrap();
+                    target.set(&format!("t{t}-{seq}"), &seq).unwrap();
                     done[t].store(seq, Ordering::SeqCst);
                 }
             })
@@ -543,7 +613,7 @@ fn child_writes_until_told_to_stop() {
     while Instant::now() < deadline {
         seq += 1;
         top.region(&format!("p.r{}", seq % 3))
-            .insert(&format!("p-{seq}"), &seq)
+            .set(&format!("p-{seq}"), &seq)
             .unwrap();
         // Published only once the write returned.
         redis::cmd("SET")
@@ -564,7 +634,7 @@ fn two_processes_share_a_region() {
     let conn = server.connection();
     let root = unique("shared");
     let shared = region(&conn, &root, "shared");
-    shared.insert("from-parent", &1u32).unwrap();
+    shared.set("from-parent", &1u32).unwrap();
     wait_child(child_process(
         "child_uses_the_shared_region",
         &[("REGION_URL", server.url()), ("REGION_ROOT", root.clone())],
@@ -590,8 +660,8 @@ fn child_uses_the_shared_region() {
     let root = std::env::var("REGION_ROOT").unwrap();
     let shared = region(&conn, &root, "shared");
     assert_eq!(shared.get::<u32>("from-parent").unwrap(), Some(1));
-    shared.insert("from-child", &2u32).unwrap();
-    shared.region("sub").insert("x", "y").unwrap();
+    shared.set("from-child", &2u32).unwrap();
+    shared.region("sub").set("x", "y").unwrap();
 }
 
 #[test]
@@ -615,7 +685,7 @@ fn ttl_is_inherited_by_children_and_not_leaked_to_parents() {
         .ttl(Duration::from_secs(5))
         .build();
     for r in [&parent, &child, &grandchild, &forever, &short] {
-        r.insert("k", &1u8).unwrap();
+        r.set("k", &1u8).unwrap();
     }
     for r in [&parent, &child, &grandchild] {
         let ms = pttl(&mut raw, &r.key().unwrap());
@@ -632,11 +702,11 @@ fn ttl_is_inherited_by_children_and_not_leaked_to_parents() {
         .connection(&conn)
         .ttl(minute)
         .build();
-    leaf.insert("k", &1u8).unwrap();
+    leaf.set("k", &1u8).unwrap();
     assert_eq!(pttl(&mut raw, &format!("{{{root}}}.x")), -2);
     assert_eq!(pttl(&mut raw, &format!("{{{root}}}.x.y")), -2);
     let x = region(&conn, &root, "x");
-    x.insert("k", &1u8).unwrap();
+    x.set("k", &1u8).unwrap();
     assert_eq!(
         x.ttl().unwrap(),
         Ttl::Persistent,
@@ -650,8 +720,8 @@ fn ttl_is_inherited_by_children_and_not_leaked_to_parents() {
         .ttl(Duration::from_millis(30))
         .build();
     let lasting = brief.region_builder("lasting").no_ttl().build();
-    brief.insert("k", &1u8).unwrap();
-    lasting.insert("k", &1u8).unwrap();
+    brief.set("k", &1u8).unwrap();
+    lasting.set("k", &1u8).unwrap();
     assert!(eventually(Duration::from_secs(2), || !brief
         .exists()
         .unwrap()));
@@ -661,9 +731,9 @@ fn ttl_is_inherited_by_children_and_not_leaked_to_parents() {
 /// Writes at once and again `gap` later; returns the hash's PTTL right after the second
 /// write.
 fn pttl_after_second_write(r: &Region, gap: Duration) -> Duration {
-    r.insert("first", &1u8).unwrap();
+    r.set("first", &1u8).unwrap();
     std::thread::sleep(gap);
-    r.insert("second", &2u8).unwrap();
+    r.set("second", &2u8).unwrap();
     r.ttl().unwrap().remaining().expect("a TTL")
 }
 
@@ -728,7 +798,7 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
         .connection(&conn)
         .ttl(Duration::from_secs(60))
         .build();
-    r.insert("old", &1u32).unwrap();
+    r.set("old", &1u32).unwrap();
     let key = r.key().unwrap();
     let mut observer = server.raw();
     let counted = server.count_commands(|| {
@@ -901,7 +971,7 @@ fn signals_invalidate_every_connected_region_and_report_errors() {
     profiles.invalidate_on(&signal);
     let sub = avatars.invalidate_on(&Signal::named(&name));
     for r in [&profiles, &avatars, &avatar_sizes] {
-        r.insert("k", &1u8).unwrap();
+        r.set("k", &1u8).unwrap();
     }
     assert_eq!(Signal::named(&name).send().unwrap(), 2);
     for r in [&profiles, &avatars, &avatar_sizes] {
@@ -909,8 +979,8 @@ fn signals_invalidate_every_connected_region_and_report_errors() {
     }
 
     assert!(signal.disconnect(sub));
-    profiles.insert("k", &1u8).unwrap();
-    avatars.insert("k", &1u8).unwrap();
+    profiles.set("k", &1u8).unwrap();
+    avatars.set("k", &1u8).unwrap();
     assert_eq!(signal.send().unwrap(), 1);
     assert!(!profiles.exists().unwrap());
     assert!(avatars.exists().unwrap());
@@ -927,7 +997,7 @@ fn signals_invalidate_every_connected_region_and_report_errors() {
     let unreachable = region(&dead, &root, "unreachable");
     unreachable.invalidate_on(&signal);
     avatars.invalidate_on(&signal);
-    profiles.insert("k", &1u8).unwrap();
+    profiles.set("k", &1u8).unwrap();
     let err = signal.send().unwrap_err();
     assert!(err.is_connection(), "{err}");
     assert!(!profiles.exists().unwrap());
@@ -949,7 +1019,7 @@ fn get_or_insert_with_and_memoized_functions() {
     assert_eq!(r.get_or_insert_with("answer", compute).unwrap(), 42);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // The first value stored wins.
-    r.insert("taken", &7u64).unwrap();
+    r.set("taken", &7u64).unwrap();
     assert_eq!(r.get_or_insert_with("taken", || 8u64).unwrap(), 7);
 
     let square_calls = Arc::new(AtomicU64::new(0));
@@ -1016,18 +1086,19 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
         .connection(&conn)
         .on_outage(OutagePolicy::Miss)
         .build();
-    fail.insert("k", &1u8).unwrap();
-    miss.insert("k", &1u8).unwrap();
+    fail.set("k", &1u8).unwrap();
+    miss.set("k", &1u8).unwrap();
 
     server.stop();
     let err = fail.get::<u8>("k").unwrap_err();
     assert!(err.is_connection(), "{err}");
-    assert!(fail.insert("k", &2u8).unwrap_err().is_connection());
+    assert!(fail.set("k", &2u8).unwrap_err().is_connection());
     assert!(fail.transaction(|tx| tx.insert("k", &2u8)).is_err());
 
     assert_eq!(miss.get::<u8>("k").unwrap(), None);
     assert!(!miss.contains_key("k").unwrap());
-    assert!(!miss.insert("k", &2u8).unwrap());
+    assert!(!miss.set("k", &2u8).unwrap());
+    assert_eq!(miss.insert("k", &2u8).unwrap(), None);
     assert_eq!(miss.remove::<u8>("k").unwrap(), None);
     assert!(!miss.delete("k").unwrap());
     assert_eq!(miss.get_or_insert_with("computed", || 7u8).unwrap(), 7);
@@ -1038,7 +1109,7 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
     .unwrap();
     let stats = miss.outage_stats();
     assert_eq!(stats.missed_reads, 3, "{stats:?}");
-    assert_eq!(stats.skipped_writes, 1 + 1 + 1 + 1 + 2, "{stats:?}");
+    assert_eq!(stats.skipped_writes, 1 + 1 + 1 + 1 + 1 + 2, "{stats:?}");
     assert_eq!(fail.outage_stats(), Default::default());
     // Invalidation, and everything off the cache path, never pretends.
     assert!(miss.invalidate().unwrap_err().is_connection());
@@ -1046,10 +1117,10 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
 
     server.restart();
     assert!(
-        eventually(Duration::from_secs(5), || fail.insert("k", &3u8).is_ok()),
+        eventually(Duration::from_secs(5), || fail.set("k", &3u8).is_ok()),
         "the pool recovers after the restart"
     );
-    miss.insert("k", &3u8).unwrap();
+    miss.set("k", &3u8).unwrap();
     assert_eq!(miss.get::<u8>("k").unwrap(), Some(3));
     assert_eq!(fail.get::<u8>("k").unwrap(), Some(3));
     // The restarted server lost everything; the writes linked the regions again.
@@ -1071,6 +1142,7 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
 #[derive(Debug, Clone)]
 enum Op {
     Insert(u8, u32),
+    Set(u8, u32),
     Remove(u8),
     Delete(u8),
     Get(u8),
@@ -1081,6 +1153,7 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0u8..8, any::<u32>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        (0u8..8, any::<u32>()).prop_map(|(k, v)| Op::Set(k, v)),
         (0u8..8).prop_map(Op::Remove),
         (0u8..8).prop_map(Op::Delete),
         (0u8..8).prop_map(Op::Get),
@@ -1105,7 +1178,11 @@ fn behaves_like_a_hash_map() {
         for op in ops {
             match op {
                 Op::Insert(k, v) => {
-                    let new = r.insert(&k.to_string(), &v).unwrap();
+                    let old = r.insert(&k.to_string(), &v).unwrap();
+                    prop_assert_eq!(old, model.insert(k.to_string(), v));
+                }
+                Op::Set(k, v) => {
+                    let new = r.set(&k.to_string(), &v).unwrap();
                     prop_assert_eq!(new, model.insert(k.to_string(), v).is_none());
                 }
                 Op::Remove(k) => {

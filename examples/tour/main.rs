@@ -14,13 +14,25 @@ use std::time::{Duration, Instant};
 use redis_caches::connection;
 
 mod cache;
+mod dict;
 mod regions;
+mod sentinel;
+mod sets;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let _server = ensure_default_connection()?;
 
     section("RedisCache: one typed value");
     cache::run()?;
+
+    section("DictCache: a typed map in a Redis hash");
+    dict::run()?;
+
+    section("SetCache and SortedSetCache: sets and a leaderboard");
+    sets::run()?;
+
+    section("SentinelCache: a set-once gate for batch jobs");
+    sentinel::run()?;
 
     section("Region: nested namespaces, invalidated from the top");
     regions::run()?;

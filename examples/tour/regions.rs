@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::time::Duration;
 
-use redis_caches::{Region, Signal};
+use redis_caches::{DictCache, Region, Signal};
 
 pub fn run() -> Result<(), Box<dyn Error>> {
     // A tree of its own, so the tour never touches other data.
@@ -15,9 +15,9 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         .build();
     let scifi = books.region("scifi"); // inherits the 60 s TTL of "books"
 
-    scifi.insert("dune", &1965u16)?;
-    scifi.insert("title", "Dune")?;
-    books.insert("count", &1u32)?;
+    scifi.set("dune", &1965u16)?;
+    scifi.set("title", "Dune")?;
+    books.set("count", &1u32)?;
     println!("{} -> {:?}", scifi.key()?, scifi.get::<u16>("dune")?);
     println!("scifi ttl: {:?} (inherited)", scifi.ttl()?);
     let kids: Vec<String> = shop
@@ -34,6 +34,14 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         Ok::<_, redis_caches::Error>(())
     })?;
     println!("scifi now holds {} entries", scifi.len()?);
+
+    // The same entries as a typed map; its writes keep the tree linked too.
+    let years: DictCache<String, u16> = scifi.dict();
+    years.insert("neuromancer", &1984)?;
+    println!(
+        "via the DictCache view: hyperion = {:?}",
+        years.get("hyperion")?
+    );
 
     // Computed once, then read from Redis.
     let slow_square = shop.memoize("square", |n: &u64| {
