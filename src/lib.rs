@@ -75,8 +75,8 @@
 //! let alice = users.region("alice"); // inherits the TTL
 //! alice.set("name", "Alice")?;
 //! alice.transaction(|tx| {
-//!     tx.insert("visits", &1u32)?;
-//!     tx.insert("plan", "pro")
+//!     tx.set("visits", &1u32)?;
+//!     tx.set("plan", "pro")
 //! })?; // one MULTI/EXEC, or nothing on error or panic
 //! users.invalidate_on(&Signal::named("user-updated"));
 //! Signal::named("user-updated").send()?; // users and users.alice are gone
@@ -105,6 +105,8 @@
 //!   are copied to children, which may override them for themselves. The parents that
 //!   `Region::new("a.b.c")` implies are only linked: nothing is written to them, so nothing of
 //!   the leaf's options reaches them. A parent's TTL does not cascade; invalidation does.
+//! - [`Region::dict`] hands out a typed [`DictCache<String, V>`](DictCache) over a region's
+//!   hash; its writes carry the links too.
 //! - [`Signal`]s are named, in-process events; [`Region::invalidate_on`] connects a region.
 //! - [`Region::get_or_insert_with`] and [`Region::memoize`] cache computed values inside a
 //!   region (memoized results are keyed by the encoded arguments and skipped by iteration).

@@ -33,9 +33,8 @@
 //!
 //! Fields are the entry keys encoded by the region's codec as a `String` (so the
 //! [`DictCache<String, V>`](crate::DictCache) view from [`Region::dict`] reads the same
-//! entries); values are
-//! encoded per call with the type the call names. Results memoized with [`Region::memoize`] live
-//! in the same hash under fields of their own (postcard bytes of `(name, arguments)` behind a
+//! entries); values are encoded per call with the type the call names. Results memoized with
+//! [`Region::memoize`] live in the same hash under fields of their own (postcard bytes of `(name, arguments)` behind a
 //! header no key field can start with), so they never collide with entry keys and are
 //! invalidated with the region.
 //!
@@ -74,11 +73,12 @@
 //! | [`insert`](Region::insert) | `SADD` per level + `HGET` + `HSET` (+ `PEXPIRE`), in `MULTI`/`EXEC` | 1 |
 //! | [`remove`](Region::remove), [`delete`](Region::delete) | `HGET` + `HDEL` / `HDEL` (+ `PEXPIRE`) | 1 |
 //! | [`get_or_insert_with`](Region::get_or_insert_with), [`Memoized::call`] | `HGET`; on a miss `SADD`s + `HSETNX` + `HGET` (+ `PEXPIRE`) in `MULTI`/`EXEC` | 1 on a hit, 2 on a miss |
-//! | [`transaction`](Region::transaction) | reads as above; all writes in one `MULTI`/`EXEC` | 1 for the commit |
+//! | [`transaction`](Region::transaction) | reads as above; the commit: `SADD`s, `DEL` or `HDEL`, one `HSET` (+ `PEXPIRE`) in `MULTI`/`EXEC` | 1 for the commit, 0 when nothing was written |
 //! | [`keys`](Region::keys), [`iter`](Region::iter) | `HSCAN` | 1 per batch |
 //! | [`children`](Region::children) | `SSCAN` | 1 per batch |
 //! | [`create`](Region::create) | `SADD` per level in `MULTI`/`EXEC` | 1 the first time, then 0 |
-//! | [`invalidate`](Region::invalidate) | one Lua script (`EVALSHA`; `SCRIPT LOAD` once per server) | 1 |
+//! | [`invalidate`](Region::invalidate) | one Lua script (`EVALSHA`: `SMEMBERS`, `UNLINK` per region, `SREM`) | 1 (3 the first time a server sees the script: `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`) |
+//! | [`dict`](Region::dict), [`region`](Region::region), [`new`](Region::new) | none | 0 |
 //! | [`clear`](Region::clear), [`exists`](Region::exists), [`ttl`](Region::ttl), [`expire`](Region::expire) | `DEL`, `EXISTS`, `PTTL`, `PEXPIRE` | 1 |
 //!
 //! # Example
@@ -224,8 +224,8 @@ pub struct RegionExtra {
 ///
 /// let cart = Region::new("cart.alice");
 /// cart.transaction(|tx| {
-///     tx.insert("apples", &3u32)?;
-///     tx.insert("pears", &2u32)?;
+///     tx.set("apples", &3u32)?;
+///     tx.set("pears", &2u32)?;
 ///     assert_eq!(tx.get::<u32>("apples")?, Some(3)); // sees its own pending writes
 ///     Ok::<_, redis_caches::Error>(())
 /// })?; // both written in one MULTI/EXEC, or neither
@@ -1237,8 +1237,9 @@ impl<C: Codec> Region<C> {
 
     /// Deletes this region and every descendant, recursively, in one atomic step, and removes
     /// the links it no longer needs (its own, its descendants', and its entry in its parent's
-    /// set). Returns how many region hashes held entries. One Lua script (`EVALSHA`, with
-    /// `SCRIPT LOAD` the first time on a server), one round trip.
+    /// set). Returns how many region hashes held entries. One Lua script (`EVALSHA`), one
+    /// round trip; three the first time a server sees the script (`EVALSHA` answers
+    /// `NOSCRIPT`, then `SCRIPT LOAD` and `EVALSHA` again).
     ///
     /// Once it returns, no entry written before it began survives in the region or any
     /// descendant, whichever process wrote it: every write is linked to the root in the same
@@ -1289,7 +1290,7 @@ impl<C: Codec> Region<C> {
     /// let stock = redis_caches::Region::new("stock");
     /// let left = stock.transaction(|tx| {
     ///     let n = tx.get::<u32>("apples")?.unwrap_or(0);
-    ///     tx.insert("apples", &(n + 10))?;
+    ///     tx.set("apples", &(n + 10))?;
     ///     tx.delete("rotten")?;
     ///     Ok::<_, redis_caches::Error>(n + 10)
     /// })?;
@@ -1364,7 +1365,7 @@ impl<C: Codec> Region<C> {
 /// let r = redis_caches::Region::new("r");
 /// r.transaction(|tx| {
 ///     tx.clear();
-///     tx.insert("only", &1u8)?;
+///     tx.set("only", &1u8)?;
 ///     Ok::<_, redis_caches::Error>(())
 /// })?;
 /// # Ok::<(), redis_caches::Error>(())
@@ -1396,7 +1397,7 @@ impl<C: Codec> Transaction<'_, C> {
     /// ```no_run
     /// # let r = redis_caches::Region::new("r");
     /// r.transaction(|tx| {
-    ///     tx.insert("a", &1u8)?;
+    ///     tx.set("a", &1u8)?;
     ///     assert_eq!(tx.get::<u8>("a")?, Some(1));
     ///     Ok::<_, redis_caches::Error>(())
     /// })?;
@@ -1439,7 +1440,8 @@ impl<C: Codec> Transaction<'_, C> {
         }
     }
 
-    /// Buffers a write of `value` at `key`. No I/O.
+    /// Buffers a write of `value` at `key` (like [`Region::set`], without reading the value
+    /// it replaces). No I/O.
     ///
     /// # Errors
     ///
@@ -1447,10 +1449,10 @@ impl<C: Codec> Transaction<'_, C> {
     ///
     /// ```no_run
     /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| tx.insert("a", "x"))?;
+    /// r.transaction(|tx| tx.set("a", "x"))?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn insert<V: Serialize + ?Sized>(&mut self, key: &str, value: &V) -> Result<()> {
+    pub fn set<V: Serialize + ?Sized>(&mut self, key: &str, value: &V) -> Result<()> {
         let field = self.region.field(key)?;
         let bytes = self.region.encode_value(value)?;
         self.pending.insert(field, Some(bytes));

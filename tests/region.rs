@@ -302,7 +302,7 @@ fn iteration_streams_in_batches() {
     let r = region(&conn, &unique("iter"), "many");
     r.transaction(|tx| {
         for i in 0..1000u32 {
-            tx.insert(&format!("k{i}"), &i)?;
+            tx.set(&format!("k{i}"), &i)?;
         }
         Ok::<_, Error>(())
     })
@@ -804,8 +804,8 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
     let counted = server.count_commands(|| {
         let total = r
             .transaction(|tx| {
-                tx.insert("apples", &3u32)?;
-                tx.insert("pears", &2u32)?;
+                tx.set("apples", &3u32)?;
+                tx.set("pears", &2u32)?;
                 assert_eq!(tx.remove::<u32>("old")?, Some(1));
                 // Reads see the pending writes...
                 assert_eq!(tx.get::<u32>("apples")?, Some(3));
@@ -834,7 +834,7 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
     r.transaction(|tx| {
         tx.clear();
         assert_eq!(tx.get::<u32>("apples")?, None);
-        tx.insert("only", &1u32)
+        tx.set("only", &1u32)
     })
     .unwrap();
     assert_eq!(r.keys().map(Result::unwrap).collect::<Vec<_>>(), ["only"]);
@@ -863,8 +863,8 @@ fn transaction_discards_everything_on_error_and_on_panic() {
     let r = region(&conn, &unique("discard"), "d");
     let sent = server.count_commands(|| {
         let out = r.transaction(|tx| {
-            tx.insert("a", &1u8)?;
-            tx.insert("b", &2u8)?;
+            tx.set("a", &1u8)?;
+            tx.set("b", &2u8)?;
             Err::<(), _>(AppError::Refused)
         });
         assert!(matches!(out, Err(AppError::Refused)));
@@ -874,7 +874,7 @@ fn transaction_discards_everything_on_error_and_on_panic() {
 
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = r.transaction(|tx| {
-            tx.insert("a", &1u8)?;
+            tx.set("a", &1u8)?;
             if tx.contains_key("a")? {
                 panic!("boom");
             }
@@ -890,7 +890,7 @@ fn transaction_discards_everything_on_error_and_on_panic() {
 
     // Errors of the crate convert into the caller's error type.
     let bad = region(&conn, r.root(), "a..b");
-    let out = bad.transaction(|tx| tx.insert("k", &1u8).map_err(AppError::from));
+    let out = bad.transaction(|tx| tx.set("k", &1u8).map_err(AppError::from));
     assert!(matches!(
         out,
         Err(AppError::Cache(Error::InvalidKey { .. }))
@@ -939,8 +939,8 @@ fn transactions_from_many_threads_are_each_atomic() {
             std::thread::spawn(move || {
                 for n in 0..50u32 {
                     r.transaction(|tx| {
-                        tx.insert("a", &(t, n))?;
-                        tx.insert("b", &(t, n))
+                        tx.set("a", &(t, n))?;
+                        tx.set("b", &(t, n))
                     })
                     .unwrap();
                 }
@@ -1093,7 +1093,7 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
     let err = fail.get::<u8>("k").unwrap_err();
     assert!(err.is_connection(), "{err}");
     assert!(fail.set("k", &2u8).unwrap_err().is_connection());
-    assert!(fail.transaction(|tx| tx.insert("k", &2u8)).is_err());
+    assert!(fail.transaction(|tx| tx.set("k", &2u8)).is_err());
 
     assert_eq!(miss.get::<u8>("k").unwrap(), None);
     assert!(!miss.contains_key("k").unwrap());
@@ -1103,8 +1103,8 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
     assert!(!miss.delete("k").unwrap());
     assert_eq!(miss.get_or_insert_with("computed", || 7u8).unwrap(), 7);
     miss.transaction(|tx| {
-        tx.insert("a", &1u8)?;
-        tx.insert("b", &1u8)
+        tx.set("a", &1u8)?;
+        tx.set("b", &1u8)
     })
     .unwrap();
     let stats = miss.outage_stats();

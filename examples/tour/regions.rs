@@ -28,8 +28,8 @@ pub fn run() -> Result<(), Box<dyn Error>> {
 
     // All or nothing, with the TTL refreshed in the same MULTI/EXEC.
     scifi.transaction(|tx| {
-        tx.insert("foundation", &1951u16)?;
-        tx.insert("hyperion", &1989u16)?;
+        tx.set("foundation", &1951u16)?;
+        tx.set("hyperion", &1989u16)?;
         println!("inside the transaction: {:?}", tx.get::<u16>("foundation")?);
         Ok::<_, redis_caches::Error>(())
     })?;
