@@ -15,6 +15,7 @@ use redis_caches::connection;
 
 mod cache;
 mod dict;
+mod memo;
 mod regions;
 mod sentinel;
 mod sets;
@@ -33,6 +34,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     section("SentinelCache: a set-once gate for batch jobs");
     sentinel::run()?;
+
+    section("Memo: memoized functions");
+    memo::run()?;
 
     section("Region: nested namespaces, invalidated from the top");
     regions::run()?;
