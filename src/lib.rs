@@ -2,7 +2,8 @@
 //!
 //! `redis_caches` puts Redis behind the data structures you already know: a single value
 //! with atomic counters ([`RedisCache`]), a map ([`DictCache`]), a set ([`SetCache`]), a sorted
-//! set ([`SortedSetCache`]), a set-once gate for batch jobs ([`SentinelCache`]), and memoized
+//! set ([`SortedSetCache`]), a set-once gate for batch jobs ([`SentinelCache`]), nested
+//! regions of typed values with atomic recursive invalidation ([`Region`]), and memoized
 //! functions with stale-while-revalidate and a cross-process stampede lock ([`Memo`]).
 //! Handles are cheap views of shared remote state: every thread and every process that builds
 //! one with the same key sees the same data. The API is synchronous; connections are r2d2
@@ -43,6 +44,7 @@
 //! | [`SetCache<T>`] | `HashSet<T>` | set | `SADD`, `SREM`, `SISMEMBER`, `SCARD`, `SPOP`, `SSCAN`, `SUNION`/`SINTER`/`SDIFF` |
 //! | [`SortedSetCache<T>`] | `BTreeMap` by score | zset | `ZADD`, `ZINCRBY`, `ZSCORE`, `ZRANK`, `ZPOPMIN`/`ZPOPMAX`, `ZRANGE` |
 //! | [`SentinelCache`] | a set-once flag | string | `SET NX`, `EXISTS`, `DEL` |
+//! | [`Region`] | nested namespaces of typed values | hash per region, set of children per parent | `HGET`, `HSET` (+ `SADD`s in `MULTI`/`EXEC`), one Lua script to invalidate |
 //! | [`Memo<A, R>`](Memo) | a memoized `Fn(A) -> R` | string per arguments, lock, stats hash | one Lua script per call |
 //!
 //! Every type is built the same way: `Type::new(key)` (infallible, no I/O) or
