@@ -395,6 +395,9 @@ where
     /// duplicates. Collect into a `HashMap` to drop duplicates, or take a snapshot with
     /// [`to_hash_map`](DictCache::to_hash_map).
     ///
+    /// If the hash is deleted, or expires, during the iteration, the iteration ends early
+    /// without an error: the next `HSCAN` finds no key, and what was not yielded yet is lost.
+    ///
     /// # Errors
     ///
     /// Each item is a `Result`. An entry that cannot be decoded yields an [`Error::Decode`]
