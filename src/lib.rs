@@ -15,9 +15,11 @@
 //! - [Connections](#connections)
 //! - [Keys](#keys)
 //! - [Encoding](#encoding)
+//! - [Regions](#regions)
 //! - [Memoization](#memoization)
 //! - [Errors](#errors)
 //! - [Failure modes](#failure-modes)
+//! - [Scale: Cluster and Sentinel](#scale-cluster-and-sentinel)
 //! - [Features](#features)
 //!
 //! # Quick start
@@ -101,6 +103,61 @@
 //! [`Error::Decode`] instead of a wrong value. [`Raw`](codec::Raw) stores integers, floats,
 //! strings and bytes as Redis-native values, which counters need (`INCRBY`) and `redis-cli`
 //! shows readably. Decoding never executes code.
+//!
+//! # Regions
+//!
+//! A [`Region`] is a dotted, nested namespace of typed values: `Region::new("users.42")` is a
+//! Redis hash, a child of `users`, and [`Region::invalidate`] deletes a region with all its
+//! descendants in one atomic Lua script, from any process.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_caches::{Region, Signal};
+//!
+//! let users = Region::builder("users").ttl(Duration::from_secs(600)).build();
+//! let alice = users.region("alice"); // inherits the TTL
+//! alice.set("name", "Alice")?;
+//! alice.transaction(|tx| {
+//!     tx.set("visits", &1u32)?;
+//!     tx.set("plan", "pro")
+//! })?; // one MULTI/EXEC, or nothing on error or panic
+//! users.invalidate_on(&Signal::named("user-updated"));
+//! Signal::named("user-updated").send()?; // users and users.alice are gone
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! Key layout, for the root `root` (the builder's `root(..)`) and a connection prefix `P`:
+//!
+//! | Key | Type | Holds |
+//! |---|---|---|
+//! | `P{root}` | hash | the root region's entries |
+//! | `P{root}.users`, `P{root}.users.alice` | hash | each region's entries |
+//! | `P{root}#children`, `P{root}#children.users` | set | the hash keys of each region's children |
+//!
+//! The root is a Redis Cluster hash tag, so a whole tree lives in one slot; link keys carry
+//! `#` right after the tag where region keys carry `.`, so the two can never collide. Entry
+//! keys are fields encoded as `String`s by the region's codec; values are typed per call
+//! (`get::<V>`).
+//!
+//! - Every write carries `SADD`s linking its region up to the root in the same
+//!   `MULTI`/`EXEC` (one round trip), so a region written after another process invalidated
+//!   its parent is linked again, and an invalidation finds every region holding data. Once
+//!   `invalidate()` returns, nothing written before it began survives below it; a region
+//!   written concurrently is deleted entirely or kept entirely, never left unlinked.
+//! - Options (TTL, TTL policy, codec, connection, root, [`OutagePolicy`](region::OutagePolicy))
+//!   are copied to children, which may override them for themselves. The parents that
+//!   `Region::new("a.b.c")` implies are only linked: nothing is written to them, so nothing of
+//!   the leaf's options reaches them. A parent's TTL does not cascade; invalidation does.
+//! - [`Region::dict`] hands out a typed [`DictCache<String, V>`](DictCache) over a region's
+//!   hash; its writes carry the links too.
+//! - [`Signal`]s are named, in-process events; [`Region::invalidate_on`] connects a region.
+//! - [`Region::get_or_insert_with`] and [`Region::memoize`] cache computed values inside a
+//!   region (memoized results are keyed by the encoded arguments and skipped by iteration).
+//! - Under [`OutagePolicy::Miss`](region::OutagePolicy::Miss) a region reads as a miss and
+//!   skips writes while Redis is down, counting both ([`Region::outage_stats`]); the default
+//!   returns the error. Invalidation always reports errors.
+//!
+//! See [`region`] for every method's commands and round trips.
 //!
 //! # Memoization
 //!
@@ -209,6 +266,73 @@
 //! fingerprint guards against mistakes (another type, another program), not against an
 //! attacker: anyone who can write to your Redis can store valid values, so Redis access, and its
 //! credentials and TLS, remain the trust boundary.
+//! # Scale: Cluster and Sentinel
+//!
+//! The same code runs on one server, on a Redis Cluster, or on a master that Redis Sentinel
+//! keeps available: only the DSN changes.
+//!
+//! | DSN | Deployment |
+//! |---|---|
+//! | `redis://host:6379/0` | one server |
+//! | `redis+cluster://h1:7000,h2:7001,h3:7002` | a Redis Cluster; the hosts are seeds, the rest of the cluster is discovered |
+//! | `rediss+cluster://:pass@h1:7000,h2:7001` | the same over TLS (feature `tls`), with a password |
+//! | `redis+sentinel://s1:26379,s2:26379,s3:26379/mymaster/0` | the master the sentinels monitor as `mymaster`, database 0 |
+//! | `rediss+sentinel://:pass@s1,s2,s3/mymaster` | the same over TLS (to sentinels and master), sentinel port 26379 |
+//!
+//! Every option means what it means for one server: `connect_timeout` bounds each connection
+//! attempt (to a node, a sentinel, a master), `timeout` each reply, `pool_size` the pooled
+//! connections (on a cluster, each of them holds one connection per node). A cluster has only
+//! database 0. Credentials in the URL are the data nodes'; sentinels are contacted without
+//! credentials.
+//!
+//! **Cluster.** Each command goes to the node that owns its key's hash slot; `MOVED` and
+//! `ASK` redirections are followed and the slot map refreshed. A pipeline, a `MULTI`/`EXEC`
+//! transaction (what a write with a TTL sends) or a script runs on one node, so all its keys
+//! must be in one slot: when they are not, the operation fails with [`Error::CrossSlot`]
+//! ("a multi-key operation across slots"), checked before anything is sent, or reported by
+//! Redis (`CROSSSLOT`) for keys the crate cannot see.
+//!
+//! **Hash tags.** When a key contains `{...}`, Redis Cluster hashes only the text between the
+//! first `{` and the next `}`: `{user42}.cart` and `{user42}.visits` are in one slot. Which
+//! keys the crate tags, and why:
+//!
+//! | Keys | Hash tag | Why |
+//! |---|---|---|
+//! | a collection's own key ([`RedisCache`], and every collection stored under one key) | none | one key: each operation stays in its slot, and collections spread over the cluster |
+//! | a region and everything under it | the region's root: `{root}.child.leaf` | invalidating a region touches its keys together |
+//! | a memoized function's values, locks and statistics | one per function | a call reads and writes them in one pipeline or script |
+//! | the operands of set algebra (unions, intersections, differences, and their stores) | yours to give | only you know which sets are combined: tag them alike, or get [`Error::CrossSlot`] |
+//!
+//! [`Key::with_hash_tag`](key::Key::with_hash_tag) wraps a key's first element (the
+//! collection prefix when there is one) in braces. The connection `prefix` comes before the
+//! tag and may not contain braces, so it never moves a key to another slot.
+//!
+//! ```no_run
+//! use redis_caches::{Connection, RedisCache, key::Key};
+//!
+//! let cluster = Connection::open("cluster", "redis+cluster://10.0.0.1:7000,10.0.0.2:7000")?;
+//! // {user42}.cart and {user42}.visits: one slot, so they can be combined in one operation.
+//! let cart: RedisCache<Vec<u32>> = RedisCache::builder(Key::from_parts(["user42", "cart"]).with_hash_tag())
+//!     .connection(&cluster)
+//!     .build();
+//! cart.set(&vec![7, 9])?;
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! **Failover.** When a master dies, its replica takes over: on a cluster after
+//! `cluster-node-timeout` and an election, under Sentinel after `down-after-milliseconds` and
+//! an election. Meanwhile operations on the keys it served fail with an error for which
+//! [`Error::is_connection`] is true (the node is unreachable, `CLUSTERDOWN`, no master known
+//! yet); a pooled connection that sees such an error, or `READONLY` from a demoted master, is
+//! dropped together with its idle siblings, and the connections opened next ask the cluster
+//! (or the sentinels) again. So the same handles work again as soon as the replica is
+//! promoted: the crate's tests, with `cluster-node-timeout 1000` and
+//! `down-after-milliseconds 500`, see operations resume about 2 s after a master is killed
+//! (they allow 15 s and 20 s). Redis replicates asynchronously: a write acknowledged just
+//! before the master died may be lost unless it had reached a replica (`WAIT`). The cluster
+//! client retries a failed request up to 3 times, 10 to 100 ms apart, so an operation on a
+//! frozen node fails after about 4 × `timeout`, and a write whose reply was lost may be applied
+//! twice (as with any client-side retry; idempotent writes do not mind).
 //!
 //! # Features
 //!
@@ -218,6 +342,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod cluster;
 pub mod codec;
 pub mod connection;
 pub mod dict;
@@ -226,8 +351,10 @@ mod error;
 pub mod key;
 pub mod memo;
 mod options;
+pub mod region;
 pub mod sentinel;
 pub mod set;
+pub mod signal;
 pub mod sorted_set;
 
 pub use cache::RedisCache;
@@ -237,6 +364,8 @@ pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use memo::{Memo, MemoBuilder, MemoStats};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
+pub use region::Region;
 pub use sentinel::SentinelCache;
 pub use set::SetCache;
+pub use signal::Signal;
 pub use sorted_set::SortedSetCache;
