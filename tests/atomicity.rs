@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use redis_caches::codec::{Codec, Postcard, TypeTag};
 use redis_caches::memo::Memo;
-use redis_caches::{Connection, DictCache, SetCache};
+use redis_caches::{Connection, DictCache, Region, SetCache};
 use support::{RedisServer, eventually};
 
 /// `DictCache::extend` sends 4,096 entries per round trip.
@@ -105,15 +105,22 @@ enum Kind {
     /// A memo miss: the read script (takes the lock), the function, the finish script
     /// (stores the value with its TTL, releases the lock, counts).
     Memo,
+    /// `Region::transaction` writing a marker and 8 entries into a region with a TTL: the
+    /// commit is `MULTI`, `SADD` (the link), `HSET`, `PEXPIRE`, `EXEC`.
+    RegionTx,
+    /// `Region::invalidate` of a region and its child, both written first: one Lua script.
+    RegionInvalidate,
 }
 
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 8] = [
     Kind::DictInsert,
     Kind::DictRemove,
     Kind::DictExtendTtl,
     Kind::DictExtend,
     Kind::SetStore,
     Kind::Memo,
+    Kind::RegionTx,
+    Kind::RegionInvalidate,
 ];
 
 fn key(kind: Kind, thread: usize, i: u64) -> String {
@@ -139,6 +146,14 @@ fn pttl(raw: &mut redis::Connection, key: &str) -> i64 {
 
 fn exists(raw: &mut redis::Connection, key: &str) -> bool {
     redis::cmd("EXISTS").arg(key).query(raw).unwrap()
+}
+
+fn is_member(raw: &mut redis::Connection, set: &str, member: &str) -> bool {
+    redis::cmd("SISMEMBER")
+        .arg(set)
+        .arg(member)
+        .query(raw)
+        .unwrap()
 }
 
 fn hlen(raw: &mut redis::Connection, key: &str) -> usize {
@@ -218,6 +233,39 @@ fn found(raw: &mut redis::Connection, kind: Kind, thread: usize, i: u64) -> Foun
             }
             (true, false) => Found::Torn, // the SUNIONSTORE without its PEXPIRE
         },
+        Kind::RegionTx => {
+            // The region `RegionTx-t-i` under the root `aon`.
+            let linked = is_member(raw, "{aon}#children", &format!("{{aon}}.{k}"));
+            match (exists(raw, &format!("{{aon}}.{k}")), linked) {
+                (false, false) => Found::Nothing,
+                (true, true)
+                    if hlen(raw, &format!("{{aon}}.{k}")) == 9 && {
+                        pttl(raw, &format!("{{aon}}.{k}")) > 0
+                    } =>
+                {
+                    Found::All
+                }
+                _ => Found::Torn,
+            }
+        }
+        Kind::RegionInvalidate => {
+            // `RegionInvalidate-t-i` and its child `c`, both written before the invalidation
+            // started.
+            let parent = format!("{{aon}}.{k}");
+            let child = format!("{{aon}}.{k}.c");
+            let parent_linked = is_member(raw, "{aon}#children", &parent);
+            let child_linked = is_member(raw, &format!("{{aon}}#children.{k}"), &child);
+            match [
+                exists(raw, &parent),
+                exists(raw, &child),
+                parent_linked,
+                child_linked,
+            ] {
+                [true, true, true, true] => Found::Nothing,
+                [false, false, false, false] => Found::All,
+                _ => Found::Torn,
+            }
+        }
         Kind::Memo => {
             let value = memo_key("v", thread, i);
             let lock = memo_key("lock", thread, i);
@@ -281,6 +329,22 @@ fn operations_in_flight_when_the_server_is_killed_are_applied_whole_or_not_at_al
                                 None => b.build(),
                             }
                         };
+                        let region = |name: &str| {
+                            Region::builder(name)
+                                .root("aon")
+                                .connection(&conn)
+                                .ttl(hour)
+                                .build()
+                        };
+                        if kind == Kind::RegionInvalidate {
+                            // Set up first; the invalidation starts once both are written.
+                            let set_up = region(&format!("{k}.c"))
+                                .set("v", &1u8)
+                                .and_then(|_| region(&k).set("v", &1u8));
+                            if set_up.is_err() {
+                                continue;
+                            }
+                        }
                         done.lock().unwrap().started.push((kind, t, i));
                         let result = match kind {
                             Kind::DictInsert => dict(Some(hour)).insert("f", &i).map(drop),
@@ -301,6 +365,14 @@ fn operations_in_flight_when_the_server_is_killed_are_applied_whole_or_not_at_al
                                 a.union_store([&b], &dest).map(drop)
                             }
                             Kind::Memo => memo.call((t, i)).map(drop),
+                            Kind::RegionTx => region(&k).transaction(|tx| {
+                                tx.set("marker", &i)?;
+                                for f in 0..8u8 {
+                                    tx.set(&format!("f{f}"), &f)?;
+                                }
+                                Ok::<_, redis_caches::Error>(())
+                            }),
+                            Kind::RegionInvalidate => region(&k).invalidate().map(drop),
                         };
                         match result {
                             Ok(()) => {
