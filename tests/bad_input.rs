@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis_caches::codec::{Codec, Postcard, TypeTag};
 use redis_caches::memo::Memo;
 use redis_caches::sorted_set::{InsertMode, Limit};
-use redis_caches::{Connection, DictCache, Error, SentinelCache, SetCache, SortedSetCache};
+use redis_caches::{Connection, DictCache, Error, Region, SentinelCache, SetCache, SortedSetCache};
 use support::{RedisServer, eventually};
 
 /// Strings that mean something to Redis globs, to our key escaping, or to a terminal.
@@ -176,6 +176,43 @@ fn clearing_a_memoized_function_never_touches_a_neighbour_with_a_glob_like_name(
                 hits + 1,
                 "{name:?} after clearing {cleared:?}"
             );
+        }
+        redis::cmd("FLUSHDB").exec(&mut server.raw()).unwrap();
+    }
+}
+
+#[test]
+fn regions_with_glob_like_names_keep_to_themselves() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let names = [
+        "x*", "xy", "x", "x?", "x[y]", "x\\", "x-y", "*", "x*.y", "xy.z",
+    ];
+    let region = |name: &str| Region::builder(name).connection(&conn).build();
+    for invalidated in names {
+        for name in names {
+            let r = region(name);
+            for a in AWKWARD {
+                r.set(a, &format!("{name}/{a}")).unwrap();
+            }
+        }
+        region(invalidated).invalidate().unwrap();
+        for name in names {
+            let r = region(name);
+            // Invalidating a region takes its descendants: `x*` takes `x*.y`, nothing else.
+            let gone = name == invalidated || name.starts_with(&format!("{invalidated}."));
+            for a in AWKWARD {
+                let got = r.get::<String>(a).unwrap();
+                if gone {
+                    assert_eq!(got, None, "{name:?} after invalidating {invalidated:?}");
+                } else {
+                    assert_eq!(
+                        got,
+                        Some(format!("{name}/{a}")),
+                        "{name:?}[{a:?}] after invalidating {invalidated:?}"
+                    );
+                }
+            }
         }
         redis::cmd("FLUSHDB").exec(&mut server.raw()).unwrap();
     }

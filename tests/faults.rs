@@ -14,7 +14,8 @@ use redis_caches::codec::{Codec, Postcard, Raw, TypeTag};
 use redis_caches::key::{IntoKey, glob_escape};
 use redis_caches::memo::{Memo, WhenUnavailable};
 use redis_caches::{
-    Connection, DictCache, Error, RedisCache, Result, SentinelCache, SetCache, SortedSetCache,
+    Connection, DictCache, Error, RedisCache, Region, Result, SentinelCache, SetCache,
+    SortedSetCache,
 };
 use support::{RedisServer, eventually};
 
@@ -105,6 +106,11 @@ fn workload_ops(conn: &Connection, thread: usize) -> Vec<Op> {
     let (s1, s2, s3) = (set.clone(), set.clone(), set);
     let (z1, z2, z3, z4) = (zset.clone(), zset.clone(), zset.clone(), zset);
     let (g1, g2) = (gate.clone(), gate);
+    let region = Region::builder(&format!("faults.region-{thread}"))
+        .connection(conn)
+        .ttl(Duration::from_secs(60))
+        .build();
+    let (r1, r2) = (region.clone(), region);
     vec![
         op("RedisCache::set", 1, move |i| {
             v1.set(&format!("payload {i}"))
@@ -146,6 +152,8 @@ fn workload_ops(conn: &Connection, thread: usize) -> Vec<Op> {
         }),
         op("SentinelCache::claim", 1, move |_| g1.claim().map(drop)),
         op("SentinelCache::reset", 1, move |_| g2.reset().map(drop)),
+        op("Region::set", 1, move |i| r1.set("k", &i).map(drop)),
+        op("Region::get", 1, move |_| r2.get::<u64>("k").map(drop)),
         // A miss costs two round trips: the read, then storing the result.
         op("Memo::call (ReturnError)", 2, move |i| {
             let x = i % 4;
