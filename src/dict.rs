@@ -72,7 +72,7 @@ return {field, value}
 /// | [`len`](DictCache::len), [`is_empty`](DictCache::is_empty) | `HLEN` | 1 |
 /// | [`iter`](DictCache::iter), [`keys`](DictCache::keys), [`values`](DictCache::values), `for entry in &dict` | `HSCAN` | 1 per batch of about [`SCAN_BATCH`] entries |
 /// | [`get_many`](DictCache::get_many) | `HMGET` (one per 1,000 keys, pipelined) | 1 |
-/// | [`extend`](DictCache::extend) | `HSET` with many pairs, (`PEXPIRE`) | 1 per 4,096 entries |
+/// | [`extend`](DictCache::extend) | `HSET` with up to 512 pairs; more `HSET`s, or (`PEXPIRE`), in `MULTI`/`EXEC` | 1 per 4,096 entries |
 /// | [`get_or_insert_with`](DictCache::get_or_insert_with) | `HGET`; on a miss `MULTI`, `HSETNX`, `HGET`, (`PEXPIRE`), `EXEC` | 1 on a hit, 2 on a miss |
 /// | [`pop_item`](DictCache::pop_item) | a Lua script (`EVALSHA`): `HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`) | 1 (3 the first time a server sees the script) |
 /// | [`to_hash_map`](DictCache::to_hash_map) | `HGETALL` | 1 |
@@ -395,6 +395,9 @@ where
     /// duplicates. Collect into a `HashMap` to drop duplicates, or take a snapshot with
     /// [`to_hash_map`](DictCache::to_hash_map).
     ///
+    /// If the hash is deleted, or expires, during the iteration, the iteration ends early
+    /// without an error: the next `HSCAN` finds no key, and what was not yielded yet is lost.
+    ///
     /// # Errors
     ///
     /// Each item is a `Result`. An entry that cannot be decoded yields an [`Error::Decode`]
@@ -497,9 +500,9 @@ where
     }
 
     /// Inserts every entry of `entries`, replacing existing values; applies the TTL. `HSET`
-    /// with up to 512 pairs each, pipelined 8 at a time: one round trip per 4,096 entries,
-    /// with one `PEXPIRE` per round trip when a TTL is set (then each round trip is one
-    /// `MULTI`/`EXEC`). No round trip for no entries.
+    /// with up to 512 pairs each, 8 of them in one `MULTI`/`EXEC`: one round trip per 4,096
+    /// entries, with one `PEXPIRE` in each when a TTL is set. Up to 512 entries without a TTL
+    /// are one plain `HSET`. No round trip for no entries.
     ///
     /// Each round trip is atomic on its own; a large `extend` is not atomic as a whole, and
     /// readers may see part of it. Memory is bounded by one round trip's worth of entries,
@@ -537,6 +540,12 @@ where
     fn send_hsets(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         self.core.run(|c, k| {
             let mut pipe = self.core.write_pipe();
+            // Several HSETs go in one MULTI/EXEC too, so that the round trip is atomic: a
+            // plain pipeline lets other clients in between its commands, and a dropped
+            // connection can leave part of it applied.
+            if pairs.len() > PAIRS_PER_HSET {
+                pipe.atomic();
+            }
             for chunk in pairs.chunks(PAIRS_PER_HSET) {
                 let cmd = pipe.cmd("HSET").arg(k);
                 for (field, value) in chunk {

@@ -312,7 +312,8 @@ where
     /// one added or removed meanwhile may or may not be, and a member can be yielded twice
     /// if Redis resizes the set during the iteration. Use
     /// [`to_hash_set`](SetCache::to_hash_set) when duplicates matter. After an error the
-    /// iterator ends.
+    /// iterator ends. If the set is deleted, or expires, during the iteration, the
+    /// iteration ends early without an error: the next `SSCAN` finds no key.
     ///
     /// # Errors
     ///

@@ -624,6 +624,8 @@ where
     /// sees: an insert or score change below the current position makes a member come
     /// twice, a removal there makes one be skipped. Use
     /// [`range_by_score`](SortedSetCache::range_by_score) for a consistent view of a range.
+    /// If the sorted set is deleted, or expires, during the iteration, the iteration ends
+    /// early without an error: the next page comes back empty.
     ///
     /// # Errors
     ///
