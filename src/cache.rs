@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,7 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, Raw, TypeTag};
 use crate::error::Result;
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Collection, Core, private};
 
 /// One typed value stored under one Redis key (a Redis string).
 ///
@@ -249,66 +248,13 @@ where
         }
     }
 
-    /// Whether the key exists. `EXISTS`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// if !c.exists()? { c.set(&1)?; }
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the key; true when it existed. `DEL`, one round trip. Same as
-    /// [`delete`](RedisCache::delete), named like every other collection's `clear`.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// c.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The key's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// println!("{:?}", c.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the key's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// c.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::RedisCache::<u8>::new(\"k\")",
+        exists: "Whether the key exists.",
+        clear: "Deletes the key; true when it existed. Same as [`delete`](RedisCache::delete), \
+                named like every other collection's `clear`.",
+        ttl: "The key's remaining time to live.",
+        expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {

@@ -7,7 +7,6 @@ use std::hash::Hash;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use once_cell::sync::Lazy;
 use serde::Serialize;
@@ -16,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, TtlPolicy, private};
+use crate::options::{Builder, Collection, Core, TtlPolicy, private};
 
 /// How many entries the iterators ask `HSCAN` for per round trip (its `COUNT` hint).
 pub const SCAN_BATCH: usize = 1000;
@@ -662,66 +661,12 @@ where
             .collect()
     }
 
-    /// Whether the key exists (a hash exists while it has at least one entry). `EXISTS`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// if !c.exists()? { println!("empty or expired"); }
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the whole hash; true when it existed. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// c.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The hash's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// println!("{:?}", c.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the hash's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// c.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::DictCache::<String, u32>::new(\"ages\")",
+        exists: "Whether the key exists (a hash exists while it has at least one entry).",
+        clear: "Deletes the whole hash; true when it existed.",
+        ttl: "The hash's remaining time to live.",
+        expire: "Sets the hash's time to live now; false when the key does not exist.",
     }
 
     fn full_key(&self) -> String {

@@ -371,6 +371,93 @@ impl<C: Codec> Core<C> {
     }
 }
 
+/// Writes the four methods every collection has for its key as a whole (`exists`, `clear`,
+/// `ttl`, `expire`), with their docs, inside the collection's own `impl` block: inherent
+/// methods, so that users need no trait import. The handle must have a `core: Arc<Core<_>>`
+/// field.
+///
+/// `handle` is an expression that builds a handle for the doc examples; the other arguments
+/// are the first sentence of each method's doc, which says what the key means for that
+/// collection. The macro adds the commands, round trips, errors and an example.
+macro_rules! key_methods {
+    (
+        handle: $handle:literal,
+        exists: $exists:literal,
+        clear: $clear:literal,
+        ttl: $ttl:literal,
+        expire: $expire:literal $(,)?
+    ) => {
+        #[doc = $exists]
+        /// `EXISTS`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// if !c.exists()? {
+        ///     println!("never written, cleared or expired");
+        /// }
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn exists(&self) -> $crate::Result<bool> {
+            self.core.exists()
+        }
+
+        #[doc = $clear]
+        /// `DEL`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// let existed = c.clear()?;
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn clear(&self) -> $crate::Result<bool> {
+            self.core.clear()
+        }
+
+        #[doc = $ttl]
+        /// `PTTL`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// if let Some(left) = c.ttl()?.remaining() {
+        ///     println!("expires in {left:?}");
+        /// }
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn ttl(&self) -> $crate::Result<$crate::Ttl> {
+            self.core.ttl()
+        }
+
+        #[doc = $expire]
+        /// `PEXPIRE`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// c.expire(std::time::Duration::from_secs(10))?;
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn expire(&self, ttl: ::std::time::Duration) -> $crate::Result<bool> {
+            self.core.expire(ttl)
+        }
+    };
+}
+pub(crate) use key_methods;
+
 /// Whether Redis refused a command for the type the key holds: a plain `WRONGTYPE` reply, or
 /// one inside a pipeline or `MULTI`/`EXEC` reply (which `RedisError::code` does not report).
 fn is_wrong_type(e: &redis::RedisError) -> bool {

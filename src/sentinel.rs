@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::codec::{Codec, Postcard};
 use crate::error::Result;
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Collection, Core, private};
 
 /// A set-once gate under one Redis key: [`claim`](SentinelCache::claim) returns `true` for
 /// exactly one caller, across every thread and process, until the gate is
@@ -193,70 +193,17 @@ impl<C: Codec> SentinelCache<C> {
         self.core.clear()
     }
 
-    /// Whether the key exists; the same as [`is_set`](SentinelCache::is_set), named like
-    /// every other collection's `exists`. `EXISTS`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// let closed = gate.exists()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the key; the same as [`reset`](SentinelCache::reset), named like every other
-    /// collection's `clear`. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// gate.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// How long until the gate re-opens by itself: [`Ttl::Missing`] when it is open,
-    /// [`Ttl::Persistent`] when it was claimed without a TTL. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// if let Some(left) = gate.ttl()?.remaining() {
-    ///     println!("re-opens in {left:?}");
-    /// }
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Makes a closed gate re-open `ttl` from now; `false` when the gate is open (there is
-    /// nothing to expire). `PEXPIRE`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// gate.expire(std::time::Duration::from_secs(60))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::SentinelCache::new(\"g\")",
+        exists: "Whether the key exists; the same as [`is_set`](SentinelCache::is_set), named \
+                 like every other collection's `exists`.",
+        clear: "Deletes the key; the same as [`reset`](SentinelCache::reset), named like every \
+                other collection's `clear`.",
+        ttl: "How long until the gate re-opens by itself: [`Ttl::Missing`](crate::Ttl::Missing) \
+              when it is open, [`Ttl::Persistent`](crate::Ttl::Persistent) when it was claimed \
+              without a TTL.",
+        expire: "Makes a closed gate re-open `ttl` from now; `false` when the gate is open \
+                 (there is nothing to expire).",
     }
 }
 

@@ -6,7 +6,6 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Collection, Core, private};
 
 /// How many members one page of [`SortedSetCache::iter`] reads, and one `ZADD` of
 /// [`SortedSetCache::extend`] sends.
@@ -704,66 +703,12 @@ where
         Ok(added)
     }
 
-    /// Whether the key exists (an empty sorted set does not: Redis deletes it). `EXISTS`,
-    /// one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// let there = s.exists()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the whole sorted set; true when it existed. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// s.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The key's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// println!("{:?}", s.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the key's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// s.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::SortedSetCache::<u8>::new(\"k\")",
+        exists: "Whether the key exists (an empty sorted set does not: Redis deletes it).",
+        clear: "Deletes the whole sorted set; true when it existed.",
+        ttl: "The key's remaining time to live.",
+        expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
     fn key(&self) -> String {
