@@ -170,8 +170,7 @@ where
         T: std::borrow::Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        let key = &self.core.resolved()?.key;
-        let bytes = self.core.encode(&self.tag, value, key)?;
+        let bytes = self.core.encode_item(&self.tag, value)?;
         let ttl = self.core.options.ttl;
         let keep = self.core.options.ttl_policy == crate::TtlPolicy::Keep;
         self.core.run(|c, k| match ttl {
@@ -231,8 +230,7 @@ where
             return self.decode(&b);
         }
         let value = f();
-        let key = &self.core.resolved()?.key;
-        let encoded = self.core.encode(&self.tag, &value, key)?;
+        let encoded = self.core.encode_item(&self.tag, &value)?;
         let ttl = self.core.options.ttl;
         let previous: Option<Vec<u8>> = self.core.run(|c, k| {
             let mut cmd = redis::cmd("SET");
@@ -258,12 +256,7 @@ where
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode(&self.tag, bytes, || {
-            self.core
-                .resolved()
-                .map(|r| r.key.clone())
-                .unwrap_or_default()
-        })
+        self.core.decode_item(&self.tag, bytes)
     }
 }
 

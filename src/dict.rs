@@ -669,34 +669,25 @@ where
         expire: "Sets the hash's time to live now; false when the key does not exist.",
     }
 
-    fn full_key(&self) -> String {
-        self.core
-            .resolved()
-            .map(|r| r.key.clone())
-            .unwrap_or_default()
-    }
-
     /// Encodes a key into its hash field.
     fn field<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Vec<u8>> {
-        let k = &self.core.resolved()?.key;
-        self.core.encode(&self.tags.key, key, k)
+        self.core.encode_item(&self.tags.key, key)
     }
 
     fn value<R: Serialize + ?Sized>(&self, value: &R) -> Result<Vec<u8>> {
-        let k = &self.core.resolved()?.key;
-        self.core.encode(&self.tags.value, value, k)
+        self.core.encode_item(&self.tags.value, value)
     }
 
     fn decode_value(&self, field: &[u8], bytes: &[u8]) -> Result<V> {
         self.core.decode(&self.tags.value, bytes, || {
-            field_label(&self.full_key(), field)
+            field_label(&self.core.key_for_errors(), field)
         })
     }
 
     fn decode_key(&self, field: &[u8]) -> Result<K> {
         self.core
             .decode(&self.tags.key, field, || {
-                field_label(&self.full_key(), field)
+                field_label(&self.core.key_for_errors(), field)
             })
             .map_err(|e| match e {
                 Error::Decode { key, reason } => Error::Decode {

@@ -271,6 +271,33 @@ impl<C: Codec> Core<C> {
         Ok(bytes)
     }
 
+    /// The full key, for error messages; empty when it cannot be rendered (the error that
+    /// stopped rendering it is reported by the operation that needed it).
+    pub(crate) fn key_for_errors(&self) -> String {
+        self.resolved().map(|r| r.key.clone()).unwrap_or_default()
+    }
+
+    /// Encodes `value` (a value, member, field...) of the collection at this key: as
+    /// [`encode`](Core::encode), naming this key in errors.
+    pub(crate) fn encode_item<T: Serialize + ?Sized>(
+        &self,
+        tag: &TypeTag,
+        value: &T,
+    ) -> Result<Vec<u8>> {
+        let key = &self.resolved()?.key;
+        self.encode(tag, value, key)
+    }
+
+    /// Decodes bytes read from this key: as [`decode`](Core::decode), naming this key in
+    /// errors.
+    pub(crate) fn decode_item<T: DeserializeOwned>(
+        &self,
+        tag: &TypeTag,
+        bytes: &[u8],
+    ) -> Result<T> {
+        self.decode(tag, bytes, || self.key_for_errors())
+    }
+
     /// Decodes bytes read from `what` (a key, or `key[field]`).
     pub(crate) fn decode<T: DeserializeOwned>(
         &self,

@@ -554,17 +554,11 @@ where
     }
 
     fn encode<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<Vec<u8>> {
-        let key = &self.core.resolved()?.key;
-        self.core.encode(&self.tag, value, key)
+        self.core.encode_item(&self.tag, value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode(&self.tag, bytes, || {
-            self.core
-                .resolved()
-                .map(|r| r.key.clone())
-                .unwrap_or_default()
-        })
+        self.core.decode_item(&self.tag, bytes)
     }
 
     /// `SADD`/`SREM key member` with the TTL; true when the reply is 1.

@@ -711,26 +711,20 @@ where
         expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
-    fn key(&self) -> String {
-        self.core
-            .resolved()
-            .map(|r| r.key.clone())
-            .unwrap_or_default()
-    }
-
     fn encode<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<Vec<u8>> {
-        let key = &self.core.resolved()?.key;
-        self.core.encode(&self.tag, value, key)
+        self.core.encode_item(&self.tag, value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode(&self.tag, bytes, || self.key())
+        self.core.decode_item(&self.tag, bytes)
     }
 
     /// The score as a command argument, or [`Error::InvalidScore`] for NaN.
     fn check_score(&self, score: f64) -> Result<String> {
         if score.is_nan() {
-            return Err(Error::InvalidScore { key: self.key() });
+            return Err(Error::InvalidScore {
+                key: self.core.key_for_errors(),
+            });
         }
         Ok(score_arg(score))
     }
@@ -798,7 +792,9 @@ where
             .iter()
             .any(|b| matches!(b, Bound::Included(s) | Bound::Excluded(s) if s.is_nan()))
         {
-            return Err(Error::InvalidScore { key: self.key() });
+            return Err(Error::InvalidScore {
+                key: self.core.key_for_errors(),
+            });
         }
         let min = bound_arg(scores.start_bound(), "-inf");
         let max = bound_arg(scores.end_bound(), "+inf");
@@ -828,7 +824,7 @@ where
     /// RESP2) or nested (`[[m, s], ...]`, RESP3).
     fn pairs(&self, reply: redis::Value) -> Result<Vec<(T, f64)>> {
         let malformed = |what: &str| Error::Decode {
-            key: self.key(),
+            key: self.core.key_for_errors(),
             reason: format!("unexpected reply from redis: {what}"),
         };
         let items = match reply {
