@@ -16,6 +16,7 @@ use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
 use crate::options::{Builder, Collection, Core, TtlPolicy, private};
+use crate::pages::{Pages, scan_page};
 
 /// How many entries the iterators ask `HSCAN` for per round trip (its `COUNT` hint).
 pub const SCAN_BATCH: usize = 1000;
@@ -409,10 +410,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V, C> {
-        Iter {
-            dict: self,
-            scan: Scan::new(),
-        }
+        Iter::new(self)
     }
 
     /// Iterates over the keys, in batches, as [`iter`](DictCache::iter) does (same
@@ -429,10 +427,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn keys(&self) -> Keys<'_, K, V, C> {
-        Keys {
-            dict: self,
-            scan: Scan::new(),
-        }
+        Keys::new(self)
     }
 
     /// Iterates over the values, in batches, as [`iter`](DictCache::iter) does (same
@@ -449,10 +444,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn values(&self) -> Values<'_, K, V, C> {
-        Values {
-            dict: self,
-            scan: Scan::new(),
-        }
+        Values::new(self)
     }
 
     /// Reads the values of several keys at once, in the order given, `None` for a key
@@ -725,194 +717,98 @@ fn field_label(key: &str, field: &[u8]) -> String {
     out
 }
 
-/// The `HSCAN` cursor shared by the iterators: raw field/value pairs, one batch at a time.
-struct Scan {
-    cursor: u64,
-    batch: std::vec::IntoIter<Vec<u8>>,
-    done: bool,
-}
-
-impl Scan {
-    fn new() -> Scan {
-        Scan {
-            cursor: 0,
-            batch: Vec::new().into_iter(),
-            done: false,
+/// Writes one of the dict's iterators: the struct with its docs, streaming raw field/value
+/// pairs with `HSCAN` and turning each into an item with `decode`, `Iterator`,
+/// `FusedIterator` and a `Debug` that shows the key, never a value.
+macro_rules! dict_iterator {
+    (
+        $(#[$doc:meta])*
+        $name:ident yields $item:ty, |$dict:ident, $field:ident, $value:ident| $decode:expr
+    ) => {
+        $(#[$doc])*
+        pub struct $name<'a, K, V, C = Postcard> {
+            dict: &'a DictCache<K, V, C>,
+            pages: Pages<u64, (Vec<u8>, Vec<u8>)>,
         }
-    }
 
-    fn next_raw<C: Codec>(&mut self, core: &Core<C>) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
-        loop {
-            if let Some(field) = self.batch.next() {
-                // HSCAN replies hold field, value pairs; a lone trailing field cannot occur.
-                let value = self.batch.next()?;
-                return Some(Ok((field, value)));
-            }
-            if self.done {
-                return None;
-            }
-            let cursor = self.cursor;
-            let reply: Result<(u64, Vec<Vec<u8>>)> = core.run(|c, k| {
-                redis::cmd("HSCAN")
-                    .arg(k)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query(c)
-            });
-            match reply {
-                Ok((next, items)) => {
-                    self.cursor = next;
-                    self.done = next == 0;
-                    self.batch = items.into_iter();
-                }
-                Err(e) => {
-                    self.done = true;
-                    self.batch = Vec::new().into_iter();
-                    return Some(Err(e));
+        impl<'a, K, V, C> $name<'a, K, V, C> {
+            fn new(dict: &'a DictCache<K, V, C>) -> Self {
+                $name {
+                    dict,
+                    pages: Pages::new(0),
                 }
             }
         }
-    }
+
+        impl<K, V, C> Iterator for $name<'_, K, V, C>
+        where
+            K: Serialize + DeserializeOwned,
+            V: Serialize + DeserializeOwned,
+            C: Codec,
+        {
+            type Item = Result<$item>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                let $dict = self.dict;
+                let raw = self
+                    .pages
+                    .next(|cursor| scan_page(&$dict.core, "HSCAN", cursor, SCAN_BATCH))?;
+                Some(raw.and_then(|($field, $value)| $decode))
+            }
+        }
+
+        impl<K, V, C> FusedIterator for $name<'_, K, V, C>
+        where
+            K: Serialize + DeserializeOwned,
+            V: Serialize + DeserializeOwned,
+            C: Codec,
+        {
+        }
+
+        impl<K, V, C: Codec> fmt::Debug for $name<'_, K, V, C> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("dict", self.dict)
+                    .field("cursor", &self.pages.next_position())
+                    .field("buffered", &self.pages.buffered())
+                    .finish()
+            }
+        }
+    };
 }
 
-impl fmt::Debug for Scan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scan")
-            .field("cursor", &self.cursor)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
+dict_iterator! {
+    /// The entries of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::iter`] for what it
+    /// guarantees. Items are `Result<(K, V)>`.
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// let adults = c.iter().filter(|e| matches!(e, Ok((_, age)) if *age >= 18)).count();
+    /// # let _ = adults;
+    /// ```
+    Iter yields (K, V), |dict, field, value| dict.decode_entry(&field, &value)
 }
 
-/// The entries of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::iter`] for what it
-/// guarantees. Items are `Result<(K, V)>`.
-///
-/// ```no_run
-/// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-/// let adults = c.iter().filter(|e| matches!(e, Ok((_, age)) if *age >= 18)).count();
-/// # let _ = adults;
-/// ```
-pub struct Iter<'a, K, V, C = Postcard> {
-    dict: &'a DictCache<K, V, C>,
-    scan: Scan,
+dict_iterator! {
+    /// The keys of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::keys`].
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// for name in c.keys() { println!("{}", name?); }
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    Keys yields K, |dict, field, _value| dict.decode_key(&field)
 }
 
-impl<K, V, C> Iterator for Iter<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-    type Item = Result<(K, V)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.scan.next_raw(&self.dict.core)?;
-        Some(raw.and_then(|(field, value)| self.dict.decode_entry(&field, &value)))
-    }
-}
-
-impl<K, V, C> FusedIterator for Iter<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-}
-
-impl<K, V, C: Codec> fmt::Debug for Iter<'_, K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("dict", self.dict)
-            .field("scan", &self.scan)
-            .finish()
-    }
-}
-
-/// The keys of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::keys`].
-///
-/// ```no_run
-/// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-/// for name in c.keys() { println!("{}", name?); }
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Keys<'a, K, V, C = Postcard> {
-    dict: &'a DictCache<K, V, C>,
-    scan: Scan,
-}
-
-impl<K, V, C> Iterator for Keys<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-    type Item = Result<K>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.scan.next_raw(&self.dict.core)?;
-        Some(raw.and_then(|(field, _)| self.dict.decode_key(&field)))
-    }
-}
-
-impl<K, V, C> FusedIterator for Keys<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-}
-
-impl<K, V, C: Codec> fmt::Debug for Keys<'_, K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("dict", self.dict)
-            .field("scan", &self.scan)
-            .finish()
-    }
-}
-
-/// The values of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::values`].
-///
-/// ```no_run
-/// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-/// let oldest = c.values().collect::<Result<Vec<_>, _>>()?.into_iter().max();
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Values<'a, K, V, C = Postcard> {
-    dict: &'a DictCache<K, V, C>,
-    scan: Scan,
-}
-
-impl<K, V, C> Iterator for Values<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-    type Item = Result<V>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.scan.next_raw(&self.dict.core)?;
-        Some(raw.and_then(|(field, value)| self.dict.decode_value(&field, &value)))
-    }
-}
-
-impl<K, V, C> FusedIterator for Values<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-}
-
-impl<K, V, C: Codec> fmt::Debug for Values<'_, K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Values")
-            .field("dict", self.dict)
-            .field("scan", &self.scan)
-            .finish()
-    }
+dict_iterator! {
+    /// The values of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::values`].
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// let oldest = c.values().collect::<Result<Vec<_>, _>>()?.into_iter().max();
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    Values yields V, |dict, field, value| dict.decode_value(&field, &value)
 }
 
 /// `for entry in &dict` iterates like [`DictCache::iter`].

@@ -185,6 +185,7 @@ mod error;
 pub mod key;
 pub mod memo;
 mod options;
+mod pages;
 pub mod sentinel;
 pub mod set;
 pub mod sorted_set;

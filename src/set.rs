@@ -1,7 +1,7 @@
 //! [`SetCache<T>`]: a typed Redis set, with the set algebra of `SUNION`/`SINTER`/`SDIFF`.
 
 use std::borrow::Borrow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
@@ -14,6 +14,7 @@ use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
 use crate::options::{Builder, Collection, Core, private};
+use crate::pages::{Pages, scan_page};
 
 /// How many members one `SSCAN` page asks for, and one `SADD` of [`SetCache::extend`] sends.
 const BATCH: usize = 1000;
@@ -328,8 +329,7 @@ where
     pub fn iter(&self) -> Iter<T, C> {
         Iter {
             set: self.clone(),
-            cursor: Some(0),
-            buffer: VecDeque::new(),
+            pages: Pages::new(0),
         }
     }
 
@@ -678,17 +678,16 @@ where
 /// Holds a clone of the handle, so it does not borrow the set.
 pub struct Iter<T, C = Postcard> {
     set: SetCache<T, C>,
-    /// The next `SSCAN` cursor; `None` once the scan is complete (or failed).
-    cursor: Option<u64>,
-    buffer: VecDeque<Vec<u8>>,
+    /// Members read ahead, and the next `SSCAN` cursor.
+    pages: Pages<u64, Vec<u8>>,
 }
 
 impl<T, C: Codec> fmt::Debug for Iter<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
             .field("set", &self.set)
-            .field("cursor", &self.cursor)
-            .field("buffered", &self.buffer.len())
+            .field("cursor", &self.pages.next_position())
+            .field("buffered", &self.pages.buffered())
             .finish()
     }
 }
@@ -701,30 +700,11 @@ where
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        loop {
-            if let Some(bytes) = self.buffer.pop_front() {
-                return Some(self.set.decode(&bytes));
-            }
-            let cursor = self.cursor?;
-            let page: Result<(u64, Vec<Vec<u8>>)> = self.set.core.run(|c, k| {
-                redis::cmd("SSCAN")
-                    .arg(k)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(BATCH)
-                    .query(c)
-            });
-            match page {
-                Ok((next, members)) => {
-                    self.cursor = (next != 0).then_some(next);
-                    self.buffer.extend(members);
-                }
-                Err(e) => {
-                    self.cursor = None;
-                    return Some(Err(e));
-                }
-            }
-        }
+        let set = &self.set;
+        let raw = self
+            .pages
+            .next(|cursor| scan_page(&set.core, "SSCAN", cursor, BATCH))?;
+        Some(raw.and_then(|bytes| set.decode(&bytes)))
     }
 }
 

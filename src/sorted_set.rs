@@ -1,7 +1,6 @@
 //! [`SortedSetCache<T>`]: a typed Redis sorted set, members ordered by an `f64` score.
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
@@ -14,6 +13,7 @@ use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
 use crate::options::{Builder, Collection, Core, private};
+use crate::pages::Pages;
 
 /// How many members one page of [`SortedSetCache::iter`] reads, and one `ZADD` of
 /// [`SortedSetCache::extend`] sends.
@@ -862,9 +862,8 @@ where
 pub struct Iter<T, C = Postcard> {
     set: SortedSetCache<T, C>,
     rev: bool,
-    /// The rank of the next page; `None` once the last page was read (or failed).
-    next_rank: Option<i64>,
-    buffer: VecDeque<(T, f64)>,
+    /// Members read ahead, and the rank of the next page.
+    pages: Pages<i64, (T, f64)>,
 }
 
 impl<T, C> Iter<T, C> {
@@ -872,8 +871,7 @@ impl<T, C> Iter<T, C> {
         Iter {
             set,
             rev,
-            next_rank: Some(0),
-            buffer: VecDeque::new(),
+            pages: Pages::new(0),
         }
     }
 }
@@ -883,8 +881,8 @@ impl<T, C: Codec> fmt::Debug for Iter<T, C> {
         f.debug_struct("Iter")
             .field("set", &self.set)
             .field("rev", &self.rev)
-            .field("next_rank", &self.next_rank)
-            .field("buffered", &self.buffer.len())
+            .field("next_rank", &self.pages.next_position())
+            .field("buffered", &self.pages.buffered())
             .finish()
     }
 }
@@ -897,26 +895,13 @@ where
     type Item = Result<(T, f64)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.buffer.pop_front() {
-                return Some(Ok(item));
-            }
-            let start = self.next_rank?;
-            let page = BATCH as i64;
-            match self.set.zrange(start, start + page - 1, self.rev) {
-                Ok(items) => {
-                    self.next_rank = (items.len() as i64 == page).then_some(start + page);
-                    self.buffer.extend(items);
-                }
-                Err(e) => {
-                    self.next_rank = None;
-                    return Some(Err(e));
-                }
-            }
-            if self.buffer.is_empty() {
-                return None;
-            }
-        }
+        let (set, rev) = (&self.set, self.rev);
+        let page = BATCH as i64;
+        self.pages.next(|start| {
+            let items = set.zrange(start, start + page - 1, rev)?;
+            let next = (items.len() as i64 == page).then_some(start + page);
+            Ok((items, next))
+        })
     }
 }
 
