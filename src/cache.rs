@@ -1,6 +1,5 @@
 //! [`RedisCache<T>`]: one typed value under one key, with atomic counters.
 
-use std::fmt;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -9,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, Raw, TypeTag};
 use crate::error::Result;
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, private};
+use crate::options::{Builder, Core, private};
 
 /// One typed value stored under one Redis key (a Redis string).
 ///
@@ -48,37 +47,16 @@ pub struct RedisCache<T, C = Postcard> {
     default: Option<Arc<T>>,
 }
 
-impl<T, C> Clone for RedisCache<T, C> {
-    fn clone(&self) -> Self {
-        RedisCache {
-            core: self.core.clone(),
-            tag: self.tag.clone(),
-            default: self.default.clone(),
-        }
-    }
-}
-
-impl<T, C: Codec> fmt::Debug for RedisCache<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "RedisCache")
-    }
-}
-
-impl<T, C> private::Sealed for RedisCache<T, C> {}
-
-impl<T, C: Codec> Collection for RedisCache<T, C> {
-    type Codec = C;
-    type Extra = Option<Arc<T>>;
-    type WithCodec<C2: Codec> = RedisCache<T, C2>;
-    const REDIS_TYPE: &'static str = "string";
-
-    fn from_core(core: Core<C>, default: Option<Arc<T>>) -> Self {
-        RedisCache {
-            core: Arc::new(core),
-            tag: Arc::new(TypeTag::of::<T>()),
-            default,
-        }
-    }
+crate::options::collection_handle! {
+    RedisCache[T],
+    redis_type: "string",
+    extra: Option<Arc<T>>,
+    clone: { core, tag, default },
+    from_core: |core, default| RedisCache {
+        core: Arc::new(core),
+        tag: Arc::new(TypeTag::of::<T>()),
+        default,
+    },
 }
 
 impl<T> RedisCache<T> {

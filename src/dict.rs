@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, TtlPolicy, private};
+use crate::options::{Builder, Core, TtlPolicy};
 use crate::pages::{Pages, scan_page};
 
 /// How many entries the iterators ask `HSCAN` for per round trip (its `COUNT` hint).
@@ -122,40 +122,19 @@ struct Tags {
     value: TypeTag,
 }
 
-impl<K, V, C> Clone for DictCache<K, V, C> {
-    fn clone(&self) -> Self {
-        DictCache {
-            core: self.core.clone(),
-            tags: self.tags.clone(),
-            _types: PhantomData,
-        }
-    }
-}
-
-impl<K, V, C: Codec> fmt::Debug for DictCache<K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "DictCache")
-    }
-}
-
-impl<K, V, C> private::Sealed for DictCache<K, V, C> {}
-
-impl<K, V, C: Codec> Collection for DictCache<K, V, C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = DictCache<K, V, C2>;
-    const REDIS_TYPE: &'static str = "hash";
-
-    fn from_core(core: Core<C>, _: ()) -> Self {
-        DictCache {
-            core: Arc::new(core),
-            tags: Arc::new(Tags {
-                key: TypeTag::of::<K>(),
-                value: TypeTag::of::<V>(),
-            }),
-            _types: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    DictCache[K, V],
+    redis_type: "hash",
+    extra: (),
+    clone: { core, tags, _types },
+    from_core: |core, ()| DictCache {
+        core: Arc::new(core),
+        tags: Arc::new(Tags {
+            key: TypeTag::of::<K>(),
+            value: TypeTag::of::<V>(),
+        }),
+        _types: PhantomData,
+    },
 }
 
 impl<K, V> DictCache<K, V> {

@@ -398,6 +398,54 @@ impl<C: Codec> Core<C> {
     }
 }
 
+/// Writes what every collection handle has besides its own methods: `Clone` (cheap, and
+/// without bounds on the type parameters: the fields are `Arc`s and markers), `Debug` (key
+/// and connection only, through [`Core::describe`], never a value), and the sealed
+/// [`Collection`] impl through which [`Builder::build`] makes the handle.
+///
+/// The handle is `Name<params.., C>` with the codec parameter last, named `C`, and a `core:
+/// Arc<Core<C>>` field. `clone` lists every field; `from_core` builds the handle from the
+/// [`Core`] and the builder's `Extra` options.
+macro_rules! collection_handle {
+    (
+        $name:ident [$($param:ident),*],
+        redis_type: $redis_type:literal,
+        extra: $extra:ty,
+        clone: { $($field:ident),+ $(,)? },
+        from_core: |$core:ident, $extra_arg:pat_param| $from_core:expr $(,)?
+    ) => {
+        impl<$($param,)* C> Clone for $name<$($param,)* C> {
+            fn clone(&self) -> Self {
+                $name {
+                    $($field: self.$field.clone()),+
+                }
+            }
+        }
+
+        impl<$($param,)* C: $crate::codec::Codec> ::std::fmt::Debug for $name<$($param,)* C> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.core.describe(f, stringify!($name))
+            }
+        }
+
+        impl<$($param,)* C> $crate::options::private::Sealed for $name<$($param,)* C> {}
+
+        impl<$($param,)* C: $crate::codec::Codec> $crate::options::Collection
+            for $name<$($param,)* C>
+        {
+            type Codec = C;
+            type Extra = $extra;
+            type WithCodec<C2: $crate::codec::Codec> = $name<$($param,)* C2>;
+            const REDIS_TYPE: &'static str = $redis_type;
+
+            fn from_core($core: $crate::options::Core<C>, $extra_arg: $extra) -> Self {
+                $from_core
+            }
+        }
+    };
+}
+pub(crate) use collection_handle;
+
 /// Writes the four methods every collection has for its key as a whole (`exists`, `clear`,
 /// `ttl`, `expire`), with their docs, inside the collection's own `impl` block: inherent
 /// methods, so that users need no trait import. The handle must have a `core: Arc<Core<_>>`

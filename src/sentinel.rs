@@ -1,6 +1,5 @@
 //! [`SentinelCache`]: a set-once gate, claimed by exactly one caller.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use crate::codec::{Codec, Postcard};
 use crate::error::Result;
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, private};
+use crate::options::{Builder, Core};
 
 /// A set-once gate under one Redis key: [`claim`](SentinelCache::claim) returns `true` for
 /// exactly one caller, across every thread and process, until the gate is
@@ -61,35 +60,15 @@ pub struct SentinelCache<C = Postcard> {
     _codec: PhantomData<fn() -> C>,
 }
 
-impl<C> Clone for SentinelCache<C> {
-    fn clone(&self) -> Self {
-        SentinelCache {
-            core: self.core.clone(),
-            _codec: PhantomData,
-        }
-    }
-}
-
-impl<C: Codec> fmt::Debug for SentinelCache<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "SentinelCache")
-    }
-}
-
-impl<C> private::Sealed for SentinelCache<C> {}
-
-impl<C: Codec> Collection for SentinelCache<C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = SentinelCache<C2>;
-    const REDIS_TYPE: &'static str = "string";
-
-    fn from_core(core: Core<C>, _extra: ()) -> Self {
-        SentinelCache {
-            core: Arc::new(core),
-            _codec: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    SentinelCache[],
+    redis_type: "string",
+    extra: (),
+    clone: { core, _codec },
+    from_core: |core, ()| SentinelCache {
+        core: Arc::new(core),
+        _codec: PhantomData,
+    },
 }
 
 impl SentinelCache {

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, private};
+use crate::options::{Builder, Core};
 use crate::pages::{Pages, scan_page};
 
 /// How many members one `SSCAN` page asks for, and one `SADD` of [`SetCache::extend`] sends.
@@ -84,37 +84,16 @@ pub struct SetCache<T, C = Postcard> {
     _member: PhantomData<fn() -> T>,
 }
 
-impl<T, C> Clone for SetCache<T, C> {
-    fn clone(&self) -> Self {
-        SetCache {
-            core: self.core.clone(),
-            tag: self.tag.clone(),
-            _member: PhantomData,
-        }
-    }
-}
-
-impl<T, C: Codec> fmt::Debug for SetCache<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "SetCache")
-    }
-}
-
-impl<T, C> private::Sealed for SetCache<T, C> {}
-
-impl<T, C: Codec> Collection for SetCache<T, C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = SetCache<T, C2>;
-    const REDIS_TYPE: &'static str = "set";
-
-    fn from_core(core: Core<C>, _extra: ()) -> Self {
-        SetCache {
-            core: Arc::new(core),
-            tag: Arc::new(TypeTag::of::<T>()),
-            _member: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    SetCache[T],
+    redis_type: "set",
+    extra: (),
+    clone: { core, tag, _member },
+    from_core: |core, ()| SetCache {
+        core: Arc::new(core),
+        tag: Arc::new(TypeTag::of::<T>()),
+        _member: PhantomData,
+    },
 }
 
 impl<T> SetCache<T> {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, private};
+use crate::options::{Builder, Core};
 use crate::pages::Pages;
 
 /// How many members one page of [`SortedSetCache::iter`] reads, and one `ZADD` of
@@ -87,37 +87,16 @@ pub struct SortedSetCache<T, C = Postcard> {
     _member: PhantomData<fn() -> T>,
 }
 
-impl<T, C> Clone for SortedSetCache<T, C> {
-    fn clone(&self) -> Self {
-        SortedSetCache {
-            core: self.core.clone(),
-            tag: self.tag.clone(),
-            _member: PhantomData,
-        }
-    }
-}
-
-impl<T, C: Codec> fmt::Debug for SortedSetCache<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "SortedSetCache")
-    }
-}
-
-impl<T, C> private::Sealed for SortedSetCache<T, C> {}
-
-impl<T, C: Codec> Collection for SortedSetCache<T, C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = SortedSetCache<T, C2>;
-    const REDIS_TYPE: &'static str = "zset";
-
-    fn from_core(core: Core<C>, _extra: ()) -> Self {
-        SortedSetCache {
-            core: Arc::new(core),
-            tag: Arc::new(TypeTag::of::<T>()),
-            _member: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    SortedSetCache[T],
+    redis_type: "zset",
+    extra: (),
+    clone: { core, tag, _member },
+    from_core: |core, ()| SortedSetCache {
+        core: Arc::new(core),
+        tag: Arc::new(TypeTag::of::<T>()),
+        _member: PhantomData,
+    },
 }
 
 impl<T> SortedSetCache<T> {
