@@ -5,6 +5,7 @@
 //! helper.
 #![allow(dead_code)]
 
+pub mod redis_helpers;
 pub mod tls;
 
 use std::collections::HashMap;
