@@ -266,11 +266,8 @@ where
     {
         let field = self.field(key)?;
         let value = self.value(value)?;
-        let (added,): (u32,) = self.core.run(|c, k| {
-            let mut pipe = self.core.write_pipe();
+        let added: u32 = self.core.write(|pipe, k| {
             pipe.cmd("HSET").arg(k).arg(&field).arg(&value);
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query(c)
         })?;
         Ok(added > 0)
     }

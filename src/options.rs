@@ -340,6 +340,21 @@ impl<C: Codec> Core<C> {
         pipe
     }
 
+    /// Runs one write command, which `add` puts on a pipeline, with the TTL command of the
+    /// policy (if any) in the same `MULTI`/`EXEC`: one round trip. Returns the reply of the one
+    /// command `add` did not `ignore()`; without a TTL, Redis sees that command alone.
+    pub(crate) fn write<R: redis::FromRedisValue>(
+        &self,
+        add: impl FnOnce(&mut redis::Pipeline, &str),
+    ) -> Result<R> {
+        self.run(|c, k| {
+            let mut pipe = self.write_pipe();
+            add(&mut pipe, k);
+            self.add_ttl(&mut pipe, k);
+            pipe.query::<(R,)>(c).map(|(r,)| r)
+        })
+    }
+
     /// Runs `f` with a pooled connection and the full key. A `WRONGTYPE` reply becomes
     /// [`Error::WrongType`] naming the type Redis holds (one more round trip, on that error
     /// path only).

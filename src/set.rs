@@ -270,15 +270,8 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn pop(&self) -> Result<Option<T>> {
-        let popped: Option<Vec<u8>> = self.core.run(|c, k| {
-            if self.core.has_ttl() {
-                let mut pipe = self.core.write_pipe();
-                pipe.cmd("SPOP").arg(k);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
-            } else {
-                redis::cmd("SPOP").arg(k).query(c)
-            }
+        let popped: Option<Vec<u8>> = self.core.write(|pipe, k| {
+            pipe.cmd("SPOP").arg(k);
         })?;
         popped.map(|b| self.decode(&b)).transpose()
     }
@@ -344,11 +337,8 @@ where
                 .take(BATCH)
                 .map(|item| self.encode(item.borrow()))
                 .collect::<Result<Vec<_>>>()?;
-            let n: usize = self.core.run(|c, k| {
-                let mut pipe = self.core.write_pipe();
+            let n: usize = self.core.write(|pipe, k| {
                 pipe.cmd("SADD").arg(k).arg(&batch);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(usize,)>(c).map(|(n,)| n)
             })?;
             added += n;
         }
@@ -542,15 +532,8 @@ where
 
     /// `SADD`/`SREM key member` with the TTL; true when the reply is 1.
     fn write_one(&self, command: &str, member: &[u8]) -> Result<bool> {
-        self.core.run(|c, k| {
-            if self.core.has_ttl() {
-                let mut pipe = self.core.write_pipe();
-                pipe.cmd(command).arg(k).arg(member);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(bool,)>(c).map(|(b,)| b)
-            } else {
-                redis::cmd(command).arg(k).arg(member).query(c)
-            }
+        self.core.write(|pipe, k| {
+            pipe.cmd(command).arg(k).arg(member);
         })
     }
 

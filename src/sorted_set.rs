@@ -275,7 +275,7 @@ where
     {
         let bytes = self.encode(member)?;
         let score = self.check_score(score)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZADD").arg(k).arg(&score).arg(&bytes);
         })
     }
@@ -305,7 +305,7 @@ where
     {
         let bytes = self.encode(member)?;
         let score = self.check_score(score)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZADD")
                 .arg(k)
                 .arg(mode.flags())
@@ -420,7 +420,7 @@ where
     {
         let bytes = self.encode(member)?;
         let by = self.check_score(by)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZINCRBY").arg(k).arg(&by).arg(&bytes);
         })
     }
@@ -443,7 +443,7 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(member)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZREM").arg(k).arg(&bytes);
         })
     }
@@ -671,7 +671,7 @@ where
                     Ok((self.check_score(score)?, self.encode(member.borrow())?))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let n: usize = self.write(|pipe, k| {
+            let n: usize = self.core.write(|pipe, k| {
                 let cmd = pipe.cmd("ZADD").arg(k);
                 for (score, member) in &batch {
                     cmd.arg(score).arg(member);
@@ -708,22 +708,8 @@ where
         Ok(score_arg(score))
     }
 
-    /// Runs one write command built by `add` (its reply parsed as `R`), with the TTL in the
-    /// same `MULTI`/`EXEC` when there is one.
-    fn write<R: redis::FromRedisValue>(
-        &self,
-        add: impl FnOnce(&mut redis::Pipeline, &str),
-    ) -> Result<R> {
-        self.core.run(|c, k| {
-            let mut pipe = self.core.write_pipe();
-            add(&mut pipe, k);
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query::<(R,)>(c).map(|(r,)| r)
-        })
-    }
-
     fn pop(&self, command: &str) -> Result<Option<(T, f64)>> {
-        let reply: redis::Value = self.write(|pipe, k| {
+        let reply: redis::Value = self.core.write(|pipe, k| {
             pipe.cmd(command).arg(k);
         })?;
         Ok(self.pairs(reply)?.into_iter().next())
