@@ -364,6 +364,7 @@ mod error;
 pub mod key;
 pub mod memo;
 mod options;
+mod pages;
 pub mod region;
 pub mod sentinel;
 pub mod set;
