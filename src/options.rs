@@ -371,8 +371,19 @@ impl<C: Codec> Core<C> {
             }
         }
         if let Some(ttl) = self.options.ttl {
+            // Not a bare PEXPIRE: in MULTI/EXEC a write refused with WRONGTYPE does not stop
+            // the commands after it, and the TTL would land on a key of another type (someone
+            // else's data, which Redis would then delete). The script expires the key only
+            // when it holds this collection's type. EVAL, not EVALSHA: a NOSCRIPT inside
+            // EXEC could not be retried without running the write twice.
             let ms = ttl.as_millis().max(1) as u64;
-            let cmd = pipe.cmd("PEXPIRE").arg(key).arg(ms);
+            let cmd = pipe
+                .cmd("EVAL")
+                .arg(GUARDED_PEXPIRE)
+                .arg(1)
+                .arg(key)
+                .arg(self.redis_type)
+                .arg(ms);
             if self.options.ttl_policy == TtlPolicy::Keep {
                 cmd.arg("NX");
             }
@@ -610,6 +621,10 @@ fn is_wrong_type(e: &redis::RedisError) -> bool {
             .into_server_errors()
             .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == "WRONGTYPE"))
 }
+
+/// `PEXPIRE KEYS[1] ARGV[2] [ARGV[3]]` when the key holds the Redis type `ARGV[1]`.
+const GUARDED_PEXPIRE: &str = "if redis.call('TYPE', KEYS[1])['ok'] == ARGV[1] then \
+return redis.call('PEXPIRE', KEYS[1], ARGV[2], unpack(ARGV, 3)) end return 0";
 
 /// The time to live of a key, as `PTTL` reports it.
 ///

@@ -468,9 +468,6 @@ fn keys_of_another_redis_type_give_wrong_type_on_the_paths_not_covered_elsewhere
 }
 
 #[test]
-#[ignore = "known bug, not fixed yet: a write with a TTL sends its command and PEXPIRE in \
-            MULTI/EXEC; on a key of another type the command fails but PEXPIRE runs, so the \
-            foreign key gets the collection's TTL"]
 fn a_failed_write_with_a_ttl_leaves_a_key_of_another_type_without_a_ttl() {
     let server = RedisServer::start();
     let conn = server.connection();

@@ -149,7 +149,14 @@ fn get_set_delete_cost_one_command_each() {
         .build();
     assert_eq!(
         server.count_commands(|| keep.set("v").unwrap()),
-        commands(&[("multi", 1), ("set", 1), ("pexpire", 1), ("exec", 1)]),
+        commands(&[
+            ("multi", 1),
+            ("set", 1),
+            ("eval", 1),
+            ("type", 1),
+            ("pexpire", 1),
+            ("exec", 1)
+        ]),
         "keep policy: SET KEEPTTL + PEXPIRE NX in one transaction"
     );
 }

@@ -665,7 +665,14 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.set("a", &1).unwrap();
             },
-            commands(&[("multi", 1), ("hset", 1), ("pexpire", 1), ("exec", 1)]),
+            commands(&[
+                ("multi", 1),
+                ("hset", 1),
+                ("eval", 1),
+                ("type", 1),
+                ("pexpire", 1),
+                ("exec", 1),
+            ]),
             1,
         ),
         (
@@ -687,6 +694,8 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 ("multi", 1),
                 ("hget", 1),
                 ("hset", 1),
+                ("eval", 1),
+                ("type", 1),
                 ("pexpire", 1),
                 ("exec", 1),
             ]),
@@ -702,6 +711,8 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 ("multi", 1),
                 ("hget", 1),
                 ("hset", 1),
+                ("eval", 1),
+                ("type", 1),
                 ("pexpire", 1),
                 ("exec", 1),
             ]),
@@ -726,6 +737,8 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 ("multi", 1),
                 ("hget", 1),
                 ("hdel", 1),
+                ("eval", 1),
+                ("type", 1),
                 ("pexpire", 1),
                 ("exec", 1),
             ]),
@@ -784,7 +797,14 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 c.extend([("x".to_string(), 1), ("y".to_string(), 2)])
                     .unwrap()
             },
-            commands(&[("multi", 1), ("hset", 1), ("pexpire", 1), ("exec", 1)]),
+            commands(&[
+                ("multi", 1),
+                ("hset", 1),
+                ("eval", 1),
+                ("type", 1),
+                ("pexpire", 1),
+                ("exec", 1),
+            ]),
             1,
         ),
         (
@@ -815,6 +835,8 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 ("hget", 2),
                 ("multi", 1),
                 ("hsetnx", 1),
+                ("eval", 1),
+                ("type", 1),
                 ("pexpire", 1),
                 ("exec", 1),
             ]),

@@ -265,6 +265,8 @@ fn a_dict_view_shares_the_entries_and_keeps_the_tree_linked() {
         ("multi", 1),
         ("sadd", 2),
         ("hset", 1),
+        ("eval", 1),
+        ("type", 1),
         ("pexpire", 1),
         ("exec", 1),
     ]

@@ -260,6 +260,8 @@ fn store_forms_write_the_destination_with_its_ttl() {
         commands(&[
             ("multi", 1),
             ("sunionstore", 1),
+            ("eval", 1),
+            ("type", 1),
             ("pexpire", 1),
             ("exec", 1)
         ])
@@ -376,6 +378,9 @@ fn single_element_operations_send_one_command_or_one_transaction() {
         .build();
     // Warm the pool so that connecting is not counted.
     plain.len().unwrap();
+    // The TTL'd set never empties below (an empty set is no key, and a missing key gets no
+    // PEXPIRE), so every write's TTL command runs.
+    ttl.extend([100, 101]).unwrap();
 
     let pinned: [Pinned; 8] = [
         ("insert", &|| ignore(plain.insert(&1)), &[("sadd", 1)]),
@@ -391,21 +396,43 @@ fn single_element_operations_send_one_command_or_one_transaction() {
         (
             "insert with ttl",
             &|| ignore(ttl.insert(&1)),
-            &[("multi", 1), ("sadd", 1), ("pexpire", 1), ("exec", 1)],
+            &[
+                ("multi", 1),
+                ("sadd", 1),
+                ("eval", 1),
+                ("type", 1),
+                ("pexpire", 1),
+                ("exec", 1),
+            ],
         ),
         (
             "pop with ttl",
             &|| ignore(ttl.pop()),
-            &[("multi", 1), ("spop", 1), ("pexpire", 1), ("exec", 1)],
+            &[
+                ("multi", 1),
+                ("spop", 1),
+                ("eval", 1),
+                ("type", 1),
+                ("pexpire", 1),
+                ("exec", 1),
+            ],
         ),
     ];
     for (name, op, expected) in pinned {
         assert_eq!(server.count_commands(op), commands(expected), "{name}");
     }
+    keep.extend([1, 2]).unwrap(); // still a set after the remove, so PEXPIRE NX runs
     let sent = server.count_commands(|| ignore(keep.remove(&1)));
     assert_eq!(
         sent,
-        commands(&[("multi", 1), ("srem", 1), ("pexpire", 1), ("exec", 1)])
+        commands(&[
+            ("multi", 1),
+            ("srem", 1),
+            ("eval", 1),
+            ("type", 1),
+            ("pexpire", 1),
+            ("exec", 1)
+        ])
     );
     let sent = server.count_commands(|| {
         plain.exists().unwrap();
