@@ -1,5 +1,5 @@
 //! The whole API on a Redis Cluster and on a Sentinel-managed master: each collection type's
-//! scenarios (DictCache, SetCache, SortedSetCache, SentinelCache) and memoized functions run
+//! scenarios (DictCache, SetCache, SortedSetCache, SentinelCache, Region) and memoized functions run
 //! on a real cluster of three masters with one replica each and on a real group of a master,
 //! a replica and three sentinels, started by the tests; set algebra across slots gives
 //! `Error::CrossSlot` and writes nothing; then a master is killed during a workload of every
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use redis_caches::key::Key;
 use redis_caches::memo::{Memo, RefreshPool};
 use redis_caches::sorted_set::{InsertMode, Limit};
-use redis_caches::{Connection, DictCache, Error, SentinelCache, SetCache, SortedSetCache, Ttl};
+use redis_caches::{Connection, DictCache, Error, Region, SentinelCache, SetCache, SortedSetCache, Ttl};
 use support::cluster::ClusterHarness;
 use support::eventually;
 use support::sentinels::SentinelHarness;
@@ -352,6 +352,72 @@ fn memo_scenario(conn: &Connection, name: &str) {
     }
 }
 
+fn region_scenario(conn: &Connection, root: &str) {
+    let region = |name: &str| -> Region {
+        Region::builder(name)
+            .root(root)
+            .connection(conn)
+            .ttl(Duration::from_secs(600))
+            .build()
+    };
+    let a = region("a");
+    let b = a.region("b");
+    let c = b.region("c");
+    let sibling = region("other");
+    for (i, r) in [&a, &b, &c, &sibling].into_iter().enumerate() {
+        assert!(r.set("k", &(i as u32)).unwrap());
+    }
+    assert_eq!(c.insert("k", &20u32).unwrap(), Some(2));
+    assert_eq!(c.get::<u32>("k").unwrap(), Some(20));
+    assert!(matches!(c.ttl().unwrap(), Ttl::Expires(_)));
+    assert_eq!(
+        c.get_or_insert_with("lazy", || "first".to_string()).unwrap(),
+        "first"
+    );
+    let names: Vec<String> = a.children().map(|r| r.unwrap().name()).collect();
+    assert_eq!(names, vec!["a.b"]);
+    let entries: HashSet<String> = c.keys().map(Result::unwrap).collect();
+    assert_eq!(entries, HashSet::from(["k".to_string(), "lazy".to_string()]));
+
+    // A transaction: reads see its pending writes; one MULTI/EXEC at the end.
+    let total = b
+        .transaction(|tx| {
+            let n = tx.get::<u32>("k")?.unwrap_or(0);
+            tx.set("k", &(n + 10))?;
+            tx.set("extra", "x")?;
+            tx.delete("missing")?;
+            Ok::<_, Error>(tx.get::<u32>("k")?)
+        })
+        .unwrap();
+    assert_eq!(total, Some(11));
+    assert_eq!(b.get::<u32>("k").unwrap(), Some(11));
+    assert_eq!(b.len().unwrap(), 2);
+
+    // Memoized results and the DictCache view live in the region's hash.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let square = b.memoize("square", move |x: &u32| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        x * x
+    });
+    assert_eq!(square.call(&7).unwrap(), 49);
+    assert_eq!(square.call(&7).unwrap(), 49);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let view: DictCache<String, u32> = c.dict();
+    assert_eq!(view.get("k").unwrap(), Some(20));
+
+    // Recursive invalidation: one script over the whole subtree, in the root's slot.
+    assert_eq!(a.invalidate().unwrap(), 3);
+    for r in [&a, &b, &c] {
+        assert_eq!(r.get::<u32>("k").unwrap(), None, "{r:?}");
+    }
+    assert_eq!(sibling.get::<u32>("k").unwrap(), Some(3));
+    assert_eq!(square.call(&7).unwrap(), 49);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "invalidated with the region");
+    assert_eq!(region("").invalidate().unwrap(), 2);
+    assert_eq!(sibling.get::<u32>("k").unwrap(), None);
+}
+
 // ---------------------------------------------------------------------------------------
 // Redis Cluster
 // ---------------------------------------------------------------------------------------
@@ -365,6 +431,19 @@ fn every_type_runs_on_a_cluster() {
     sorted_set_scenario(&conn);
     sentinel_cache_scenario(&conn);
     memo_scenario(&conn, "scale");
+    // Region trees under a root on each master.
+    let mut roots: HashMap<u16, String> = HashMap::new();
+    for i in 0..100 {
+        let root = format!("scale-root-{i}");
+        roots.entry(cluster.master_of(&format!("{{{root}}}"))).or_insert(root);
+        if roots.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(roots.len(), 3, "roots on every master");
+    for root in roots.values() {
+        region_scenario(&conn, root);
+    }
 
     // The memoized function's keys are spread over slots of every master only through
     // their names: clear() must find the results wherever the function's slot lives.
@@ -450,6 +529,7 @@ struct Workload {
     set: SetCache<u64>,
     zset: SortedSetCache<u64>,
     gate: SentinelCache,
+    region: Region,
     memo: Memo<u64, u64>,
     memo_calls: Arc<AtomicUsize>,
 }
@@ -470,6 +550,11 @@ impl Workload {
                 .ttl(Duration::from_secs(600))
                 .build(),
             gate: SentinelCache::builder(key("gate")).connection(conn).build(),
+            // {tag}.region, in the same slot as the rest.
+            region: Region::builder("region")
+                .root(tag)
+                .connection(conn)
+                .build(),
             memo: Memo::builder(memo_name, move |x: u64| {
                 c.fetch_add(1, Ordering::SeqCst);
                 x * 10
@@ -489,6 +574,10 @@ impl Workload {
             .extend((0..100u64).map(|i| (i, i as f64)))
             .unwrap();
         assert!(self.gate.claim().unwrap());
+        for i in 0..10u64 {
+            self.region.region("sub").set(&i.to_string(), &i).unwrap();
+        }
+        self.region.set("top", "kept").unwrap();
         for x in 0..10 {
             assert_eq!(self.memo.call(x).unwrap(), x * 10);
         }
@@ -503,6 +592,13 @@ impl Workload {
             .insert(&n, n as f64)
             .map_err(|e| format!("zset: {e}"))?;
         self.gate.is_set().map_err(|e| format!("gate: {e}"))?;
+        self.region
+            .region("live")
+            .transaction(|tx| {
+                tx.set(&n.to_string(), &i)?;
+                tx.delete("gone")
+            })
+            .map_err(|e: Error| format!("region: {e}"))?;
         self.memo.call(n).map_err(|e| format!("memo: {e}"))?;
         Ok(())
     }
@@ -519,6 +615,17 @@ impl Workload {
             (0..100u64).map(|i| (i, i as f64)).collect::<Vec<_>>()
         );
         assert!(!self.gate.claim().unwrap(), "the gate stays closed");
+        let sub = self.region.region("sub");
+        for i in 0..10u64 {
+            assert_eq!(sub.get::<u64>(&i.to_string()).unwrap(), Some(i));
+        }
+        assert_eq!(
+            self.region.get::<String>("top").unwrap().as_deref(),
+            Some("kept")
+        );
+        // Recursive invalidation works on the promoted replica.
+        assert!(self.region.invalidate().unwrap() >= 2);
+        assert_eq!(sub.get::<u64>("0").unwrap(), None);
         let before = self.memo_calls.load(Ordering::SeqCst);
         for x in 0..10 {
             assert_eq!(self.memo.call(x).unwrap(), x * 10);
@@ -636,6 +743,7 @@ fn every_type_runs_on_a_sentinel_master_and_resumes_after_a_failover() {
     sorted_set_scenario(&conn);
     sentinel_cache_scenario(&conn);
     memo_scenario(&conn, "scale");
+    region_scenario(&conn, "scale-root");
 
     let workload = Arc::new(Workload::new(&conn, "scale-failover", "failover"));
     workload.write_baseline();
