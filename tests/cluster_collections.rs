@@ -349,6 +349,33 @@ fn memo_scenario(conn: &Connection, name: &str) {
     assert_eq!(slow_calls.load(Ordering::SeqCst), 1);
     let s = slow.stats().unwrap();
     assert_eq!((s.misses, s.waits), (8, 7), "{s:?}");
+
+    // Flask-CacheOBJ's strategies: a counter and a list changed in place, a hash field.
+    let views = Memo::builder(format!("{name}-views"), |page: u32| i64::from(page) * 10)
+        .connection(conn)
+        .ttl(Duration::from_secs(600))
+        .build_counter();
+    assert_eq!(views.incr(&3, 1).unwrap(), None, "not cached yet");
+    assert_eq!(views.call(3).unwrap(), 30);
+    assert_eq!(views.incr(&3, 5).unwrap(), Some(35));
+    assert_eq!(views.call(3).unwrap(), 35);
+    let recent = Memo::builder(format!("{name}-recent"), |n: u8| vec![n, n + 1])
+        .connection(conn)
+        .ttl(Duration::from_secs(600))
+        .build_list();
+    assert_eq!(recent.call(1).unwrap(), vec![1, 2]);
+    assert_eq!(recent.push(&1, &9).unwrap(), Some(3));
+    assert_eq!(recent.call(1).unwrap(), vec![1, 2, 9]);
+    let title = Memo::builder(format!("{name}-title"), |id: u64| format!("item #{id}"))
+        .connection(conn)
+        .key_template("{0}")
+        .build_hash_field();
+    assert_eq!(title.call(4).unwrap(), "item #4");
+    assert_eq!(title.call(4).unwrap(), "item #4");
+    assert_eq!(title.stats().unwrap().hits, 1);
+    assert!(key_exists(conn, &format!("{{memo:{name}-title}}.h")));
+    assert_eq!(title.clear().unwrap(), 1, "the function's hash");
+
     for m in [double.clear(), swr.clear(), slow.clear()] {
         m.unwrap();
     }
