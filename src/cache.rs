@@ -1,8 +1,6 @@
 //! [`RedisCache<T>`]: one typed value under one key, with atomic counters.
 
-use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,7 +8,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, Raw, TypeTag};
 use crate::error::Result;
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Core, private};
 
 /// One typed value stored under one Redis key (a Redis string).
 ///
@@ -49,37 +47,16 @@ pub struct RedisCache<T, C = Postcard> {
     default: Option<Arc<T>>,
 }
 
-impl<T, C> Clone for RedisCache<T, C> {
-    fn clone(&self) -> Self {
-        RedisCache {
-            core: self.core.clone(),
-            tag: self.tag.clone(),
-            default: self.default.clone(),
-        }
-    }
-}
-
-impl<T, C: Codec> fmt::Debug for RedisCache<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "RedisCache")
-    }
-}
-
-impl<T, C> private::Sealed for RedisCache<T, C> {}
-
-impl<T, C: Codec> Collection for RedisCache<T, C> {
-    type Codec = C;
-    type Extra = Option<Arc<T>>;
-    type WithCodec<C2: Codec> = RedisCache<T, C2>;
-    const REDIS_TYPE: &'static str = "string";
-
-    fn from_core(core: Core<C>, default: Option<Arc<T>>) -> Self {
-        RedisCache {
-            core: Arc::new(core),
-            tag: Arc::new(TypeTag::of::<T>()),
-            default,
-        }
-    }
+crate::options::collection_handle! {
+    RedisCache[T],
+    redis_type: "string",
+    extra: Option<Arc<T>>,
+    clone: { core, tag, default },
+    from_core: |core, default| RedisCache {
+        core: Arc::new(core),
+        tag: Arc::new(TypeTag::of::<T>()),
+        default,
+    },
 }
 
 impl<T> RedisCache<T> {
@@ -171,8 +148,7 @@ where
         T: std::borrow::Borrow<Q>,
         Q: Serialize + ?Sized,
     {
-        let key = &self.core.resolved()?.key;
-        let bytes = self.core.encode(&self.tag, value, key)?;
+        let bytes = self.core.encode_item(&self.tag, value)?;
         let ttl = self.core.options.ttl;
         let keep = self.core.options.ttl_policy == crate::TtlPolicy::Keep;
         self.core.run(|c, k| match ttl {
@@ -232,8 +208,7 @@ where
             return self.decode(&b);
         }
         let value = f();
-        let key = &self.core.resolved()?.key;
-        let encoded = self.core.encode(&self.tag, &value, key)?;
+        let encoded = self.core.encode_item(&self.tag, &value)?;
         let ttl = self.core.options.ttl;
         let previous: Option<Vec<u8>> = self.core.run(|c, k| {
             let mut cmd = redis::cmd("SET");
@@ -249,75 +224,17 @@ where
         }
     }
 
-    /// Whether the key exists. `EXISTS`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// if !c.exists()? { c.set(&1)?; }
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the key; true when it existed. `DEL`, one round trip. Same as
-    /// [`delete`](RedisCache::delete), named like every other collection's `clear`.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// c.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The key's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// println!("{:?}", c.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the key's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::RedisCache<u8> = redis_caches::RedisCache::new("k");
-    /// c.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::RedisCache::<u8>::new(\"k\")",
+        exists: "Whether the key exists.",
+        clear: "Deletes the key; true when it existed. Same as [`delete`](RedisCache::delete), \
+                named like every other collection's `clear`.",
+        ttl: "The key's remaining time to live.",
+        expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode(&self.tag, bytes, || {
-            self.core
-                .resolved()
-                .map(|r| r.key.clone())
-                .unwrap_or_default()
-        })
+        self.core.decode_item(&self.tag, bytes)
     }
 }
 

@@ -7,7 +7,6 @@ use std::hash::Hash;
 use std::iter::FusedIterator;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use once_cell::sync::Lazy;
 use serde::Serialize;
@@ -16,7 +15,8 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, TtlPolicy, private};
+use crate::options::{Builder, Core, TtlPolicy};
+use crate::pages::{Pages, scan_page};
 
 /// How many entries the iterators ask `HSCAN` for per round trip (its `COUNT` hint).
 pub const SCAN_BATCH: usize = 1000;
@@ -72,7 +72,7 @@ return {field, value}
 /// | [`len`](DictCache::len), [`is_empty`](DictCache::is_empty) | `HLEN` | 1 |
 /// | [`iter`](DictCache::iter), [`keys`](DictCache::keys), [`values`](DictCache::values), `for entry in &dict` | `HSCAN` | 1 per batch of about [`SCAN_BATCH`] entries |
 /// | [`get_many`](DictCache::get_many) | `HMGET` (one per 1,000 keys, pipelined) | 1 |
-/// | [`extend`](DictCache::extend) | `HSET` with many pairs, (`PEXPIRE`) | 1 per 4,096 entries |
+/// | [`extend`](DictCache::extend) | `HSET` with up to 512 pairs; more `HSET`s, or (`PEXPIRE`), in `MULTI`/`EXEC` | 1 per 4,096 entries |
 /// | [`get_or_insert_with`](DictCache::get_or_insert_with) | `HGET`; on a miss `MULTI`, `HSETNX`, `HGET`, (`PEXPIRE`), `EXEC` | 1 on a hit, 2 on a miss |
 /// | [`pop_item`](DictCache::pop_item) | a Lua script (`EVALSHA`): `HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`) | 1 (3 the first time a server sees the script) |
 /// | [`to_hash_map`](DictCache::to_hash_map) | `HGETALL` | 1 |
@@ -122,40 +122,19 @@ struct Tags {
     value: TypeTag,
 }
 
-impl<K, V, C> Clone for DictCache<K, V, C> {
-    fn clone(&self) -> Self {
-        DictCache {
-            core: self.core.clone(),
-            tags: self.tags.clone(),
-            _types: PhantomData,
-        }
-    }
-}
-
-impl<K, V, C: Codec> fmt::Debug for DictCache<K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "DictCache")
-    }
-}
-
-impl<K, V, C> private::Sealed for DictCache<K, V, C> {}
-
-impl<K, V, C: Codec> Collection for DictCache<K, V, C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = DictCache<K, V, C2>;
-    const REDIS_TYPE: &'static str = "hash";
-
-    fn from_core(core: Core<C>, _: ()) -> Self {
-        DictCache {
-            core: Arc::new(core),
-            tags: Arc::new(Tags {
-                key: TypeTag::of::<K>(),
-                value: TypeTag::of::<V>(),
-            }),
-            _types: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    DictCache[K, V],
+    redis_type: "hash",
+    extra: (),
+    clone: { core, tags, _types },
+    from_core: |core, ()| DictCache {
+        core: Arc::new(core),
+        tags: Arc::new(Tags {
+            key: TypeTag::of::<K>(),
+            value: TypeTag::of::<V>(),
+        }),
+        _types: PhantomData,
+    },
 }
 
 impl<K, V> DictCache<K, V> {
@@ -287,11 +266,8 @@ where
     {
         let field = self.field(key)?;
         let value = self.value(value)?;
-        let (added,): (u32,) = self.core.run(|c, k| {
-            let mut pipe = self.core.write_pipe();
+        let added: u32 = self.core.write(|pipe, k| {
             pipe.cmd("HSET").arg(k).arg(&field).arg(&value);
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query(c)
         })?;
         Ok(added > 0)
     }
@@ -395,6 +371,9 @@ where
     /// duplicates. Collect into a `HashMap` to drop duplicates, or take a snapshot with
     /// [`to_hash_map`](DictCache::to_hash_map).
     ///
+    /// If the hash is deleted, or expires, during the iteration, the iteration ends early
+    /// without an error: the next `HSCAN` finds no key, and what was not yielded yet is lost.
+    ///
     /// # Errors
     ///
     /// Each item is a `Result`. An entry that cannot be decoded yields an [`Error::Decode`]
@@ -410,10 +389,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn iter(&self) -> Iter<'_, K, V, C> {
-        Iter {
-            dict: self,
-            scan: Scan::new(),
-        }
+        Iter::new(self)
     }
 
     /// Iterates over the keys, in batches, as [`iter`](DictCache::iter) does (same
@@ -430,10 +406,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn keys(&self) -> Keys<'_, K, V, C> {
-        Keys {
-            dict: self,
-            scan: Scan::new(),
-        }
+        Keys::new(self)
     }
 
     /// Iterates over the values, in batches, as [`iter`](DictCache::iter) does (same
@@ -450,10 +423,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn values(&self) -> Values<'_, K, V, C> {
-        Values {
-            dict: self,
-            scan: Scan::new(),
-        }
+        Values::new(self)
     }
 
     /// Reads the values of several keys at once, in the order given, `None` for a key
@@ -497,9 +467,9 @@ where
     }
 
     /// Inserts every entry of `entries`, replacing existing values; applies the TTL. `HSET`
-    /// with up to 512 pairs each, pipelined 8 at a time: one round trip per 4,096 entries,
-    /// with one `PEXPIRE` per round trip when a TTL is set (then each round trip is one
-    /// `MULTI`/`EXEC`). No round trip for no entries.
+    /// with up to 512 pairs each, 8 of them in one `MULTI`/`EXEC`: one round trip per 4,096
+    /// entries, with one `PEXPIRE` in each when a TTL is set. Up to 512 entries without a TTL
+    /// are one plain `HSET`. No round trip for no entries.
     ///
     /// Each round trip is atomic on its own; a large `extend` is not atomic as a whole, and
     /// readers may see part of it. Memory is bounded by one round trip's worth of entries,
@@ -537,6 +507,12 @@ where
     fn send_hsets(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
         self.core.run(|c, k| {
             let mut pipe = self.core.write_pipe();
+            // Several HSETs go in one MULTI/EXEC too, so that the round trip is atomic: a
+            // plain pipeline lets other clients in between its commands, and a dropped
+            // connection can leave part of it applied.
+            if pairs.len() > PAIRS_PER_HSET {
+                pipe.atomic();
+            }
             for chunk in pairs.chunks(PAIRS_PER_HSET) {
                 let cmd = pipe.cmd("HSET").arg(k);
                 for (field, value) in chunk {
@@ -662,96 +638,33 @@ where
             .collect()
     }
 
-    /// Whether the key exists (a hash exists while it has at least one entry). `EXISTS`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// if !c.exists()? { println!("empty or expired"); }
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the whole hash; true when it existed. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// c.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The hash's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// println!("{:?}", c.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the hash's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// c.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
-    }
-
-    fn full_key(&self) -> String {
-        self.core
-            .resolved()
-            .map(|r| r.key.clone())
-            .unwrap_or_default()
+    crate::options::key_methods! {
+        handle: "redis_caches::DictCache::<String, u32>::new(\"ages\")",
+        exists: "Whether the key exists (a hash exists while it has at least one entry).",
+        clear: "Deletes the whole hash; true when it existed.",
+        ttl: "The hash's remaining time to live.",
+        expire: "Sets the hash's time to live now; false when the key does not exist.",
     }
 
     /// Encodes a key into its hash field.
     fn field<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Vec<u8>> {
-        let k = &self.core.resolved()?.key;
-        self.core.encode(&self.tags.key, key, k)
+        self.core.encode_item(&self.tags.key, key)
     }
 
     fn value<R: Serialize + ?Sized>(&self, value: &R) -> Result<Vec<u8>> {
-        let k = &self.core.resolved()?.key;
-        self.core.encode(&self.tags.value, value, k)
+        self.core.encode_item(&self.tags.value, value)
     }
 
     fn decode_value(&self, field: &[u8], bytes: &[u8]) -> Result<V> {
         self.core.decode(&self.tags.value, bytes, || {
-            field_label(&self.full_key(), field)
+            field_label(&self.core.key_for_errors(), field)
         })
     }
 
     fn decode_key(&self, field: &[u8]) -> Result<K> {
         self.core
             .decode(&self.tags.key, field, || {
-                field_label(&self.full_key(), field)
+                field_label(&self.core.key_for_errors(), field)
             })
             .map_err(|e| match e {
                 Error::Decode { key, reason } => Error::Decode {
@@ -789,194 +702,98 @@ fn field_label(key: &str, field: &[u8]) -> String {
     out
 }
 
-/// The `HSCAN` cursor shared by the iterators: raw field/value pairs, one batch at a time.
-struct Scan {
-    cursor: u64,
-    batch: std::vec::IntoIter<Vec<u8>>,
-    done: bool,
-}
-
-impl Scan {
-    fn new() -> Scan {
-        Scan {
-            cursor: 0,
-            batch: Vec::new().into_iter(),
-            done: false,
+/// Writes one of the dict's iterators: the struct with its docs, streaming raw field/value
+/// pairs with `HSCAN` and turning each into an item with `decode`, `Iterator`,
+/// `FusedIterator` and a `Debug` that shows the key, never a value.
+macro_rules! dict_iterator {
+    (
+        $(#[$doc:meta])*
+        $name:ident yields $item:ty, |$dict:ident, $field:ident, $value:ident| $decode:expr
+    ) => {
+        $(#[$doc])*
+        pub struct $name<'a, K, V, C = Postcard> {
+            dict: &'a DictCache<K, V, C>,
+            pages: Pages<u64, (Vec<u8>, Vec<u8>)>,
         }
-    }
 
-    fn next_raw<C: Codec>(&mut self, core: &Core<C>) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
-        loop {
-            if let Some(field) = self.batch.next() {
-                // HSCAN replies hold field, value pairs; a lone trailing field cannot occur.
-                let value = self.batch.next()?;
-                return Some(Ok((field, value)));
-            }
-            if self.done {
-                return None;
-            }
-            let cursor = self.cursor;
-            let reply: Result<(u64, Vec<Vec<u8>>)> = core.run(|c, k| {
-                redis::cmd("HSCAN")
-                    .arg(k)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query(c)
-            });
-            match reply {
-                Ok((next, items)) => {
-                    self.cursor = next;
-                    self.done = next == 0;
-                    self.batch = items.into_iter();
-                }
-                Err(e) => {
-                    self.done = true;
-                    self.batch = Vec::new().into_iter();
-                    return Some(Err(e));
+        impl<'a, K, V, C> $name<'a, K, V, C> {
+            fn new(dict: &'a DictCache<K, V, C>) -> Self {
+                $name {
+                    dict,
+                    pages: Pages::new(0),
                 }
             }
         }
-    }
+
+        impl<K, V, C> Iterator for $name<'_, K, V, C>
+        where
+            K: Serialize + DeserializeOwned,
+            V: Serialize + DeserializeOwned,
+            C: Codec,
+        {
+            type Item = Result<$item>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                let $dict = self.dict;
+                let raw = self
+                    .pages
+                    .next(|cursor| scan_page(&$dict.core, "HSCAN", cursor, SCAN_BATCH))?;
+                Some(raw.and_then(|($field, $value)| $decode))
+            }
+        }
+
+        impl<K, V, C> FusedIterator for $name<'_, K, V, C>
+        where
+            K: Serialize + DeserializeOwned,
+            V: Serialize + DeserializeOwned,
+            C: Codec,
+        {
+        }
+
+        impl<K, V, C: Codec> fmt::Debug for $name<'_, K, V, C> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("dict", self.dict)
+                    .field("cursor", &self.pages.next_position())
+                    .field("buffered", &self.pages.buffered())
+                    .finish()
+            }
+        }
+    };
 }
 
-impl fmt::Debug for Scan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scan")
-            .field("cursor", &self.cursor)
-            .field("done", &self.done)
-            .finish_non_exhaustive()
-    }
+dict_iterator! {
+    /// The entries of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::iter`] for what it
+    /// guarantees. Items are `Result<(K, V)>`.
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// let adults = c.iter().filter(|e| matches!(e, Ok((_, age)) if *age >= 18)).count();
+    /// # let _ = adults;
+    /// ```
+    Iter yields (K, V), |dict, field, value| dict.decode_entry(&field, &value)
 }
 
-/// The entries of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::iter`] for what it
-/// guarantees. Items are `Result<(K, V)>`.
-///
-/// ```no_run
-/// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-/// let adults = c.iter().filter(|e| matches!(e, Ok((_, age)) if *age >= 18)).count();
-/// # let _ = adults;
-/// ```
-pub struct Iter<'a, K, V, C = Postcard> {
-    dict: &'a DictCache<K, V, C>,
-    scan: Scan,
+dict_iterator! {
+    /// The keys of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::keys`].
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// for name in c.keys() { println!("{}", name?); }
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    Keys yields K, |dict, field, _value| dict.decode_key(&field)
 }
 
-impl<K, V, C> Iterator for Iter<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-    type Item = Result<(K, V)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.scan.next_raw(&self.dict.core)?;
-        Some(raw.and_then(|(field, value)| self.dict.decode_entry(&field, &value)))
-    }
-}
-
-impl<K, V, C> FusedIterator for Iter<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-}
-
-impl<K, V, C: Codec> fmt::Debug for Iter<'_, K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("dict", self.dict)
-            .field("scan", &self.scan)
-            .finish()
-    }
-}
-
-/// The keys of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::keys`].
-///
-/// ```no_run
-/// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-/// for name in c.keys() { println!("{}", name?); }
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Keys<'a, K, V, C = Postcard> {
-    dict: &'a DictCache<K, V, C>,
-    scan: Scan,
-}
-
-impl<K, V, C> Iterator for Keys<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-    type Item = Result<K>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.scan.next_raw(&self.dict.core)?;
-        Some(raw.and_then(|(field, _)| self.dict.decode_key(&field)))
-    }
-}
-
-impl<K, V, C> FusedIterator for Keys<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-}
-
-impl<K, V, C: Codec> fmt::Debug for Keys<'_, K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("dict", self.dict)
-            .field("scan", &self.scan)
-            .finish()
-    }
-}
-
-/// The values of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::values`].
-///
-/// ```no_run
-/// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-/// let oldest = c.values().collect::<Result<Vec<_>, _>>()?.into_iter().max();
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Values<'a, K, V, C = Postcard> {
-    dict: &'a DictCache<K, V, C>,
-    scan: Scan,
-}
-
-impl<K, V, C> Iterator for Values<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-    type Item = Result<V>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let raw = self.scan.next_raw(&self.dict.core)?;
-        Some(raw.and_then(|(field, value)| self.dict.decode_value(&field, &value)))
-    }
-}
-
-impl<K, V, C> FusedIterator for Values<'_, K, V, C>
-where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
-    C: Codec,
-{
-}
-
-impl<K, V, C: Codec> fmt::Debug for Values<'_, K, V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Values")
-            .field("dict", self.dict)
-            .field("scan", &self.scan)
-            .finish()
-    }
+dict_iterator! {
+    /// The values of a [`DictCache`], streamed with `HSCAN`: see [`DictCache::values`].
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// let oldest = c.values().collect::<Result<Vec<_>, _>>()?.into_iter().max();
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    Values yields V, |dict, field, value| dict.decode_value(&field, &value)
 }
 
 /// `for entry in &dict` iterates like [`DictCache::iter`].

@@ -240,20 +240,31 @@
 //!
 //! A cache sits on every request path, so each fault ends in a typed [`Error`] within a bound
 //! the DSN sets (`timeout`, `pool_timeout`, `connect_timeout`), never in a hang or a panic, and
-//! the same handles work again once the fault is gone: nothing needs rebuilding.
+//! the same handles work again once the fault is gone: nothing needs rebuilding. This holds for
+//! every type ([`RedisCache`], [`DictCache`], [`SetCache`], [`SortedSetCache`],
+//! [`SentinelCache`], [`Region`], [`Memo`]); an operation of *n* round trips
+//! (a memo miss: 2) is bounded by *n* times `pool_timeout` plus `timeout`.
 //!
 //! | Fault | What the caller sees |
 //! |---|---|
 //! | Server down, killed, or unreachable | [`Error::Pool`] ([`is_connection`](Error::is_connection), [`is_timeout`](Error::is_timeout)) with the last connect error, after at most `pool_timeout`; a call already on a connection that breaks gets [`Error::Redis`] (`is_connection`). Once the server is back, the next calls succeed: broken connections, and idle ones opened before the failure, are discarded. |
 //! | Server stalled (overloaded, `SIGSTOP`, network partition) | [`Error::Redis`] with `is_timeout` after the operation `timeout` (1 s by default); that connection is discarded, so a late reply is never read as the answer to another command. With `timeout=0` calls wait as long as the server does. |
 //! | Every pooled connection in use | [`Error::Pool`] ("all N connections of the pool are in use", `is_timeout`) after `pool_timeout`, not a deadlock. |
-//! | Wrong password, unknown ACL user, missing `AUTH` | An error with [`is_auth`](Error::is_auth); the message never contains the password. |
-//! | TLS: a server certificate from an unknown CA, or no client certificate where the server requires one | [`Error::Pool`] (`is_connection`) with the TLS error. Verification is on unless the DSN says `tls_insecure=true`. An unreadable `tls_ca`/`tls_cert`/`tls_key` file is an [`Error::Config`] when the connection is opened. |
-//! | Bytes another program, another type or another codec wrote, or corrupt bytes | [`Error::Decode`] naming the key; never a wrong value. |
-//! | The key holds another Redis type | [`Error::WrongType`] naming the key, the expected and the found type. |
-//! | A value over the collection's `max_value_size` | [`Error::ValueTooLarge`] before anything is sent; the stored value is untouched. |
+//! | Redis unavailable during a memoized call | As its [`WhenUnavailable`](memo::WhenUnavailable) says: `ReturnError` (the default) returns the connection error; `Compute` runs the function and returns its result without storing it, after the failed attempt (so each call pays up to `pool_timeout` first). A miss whose result could not be stored leaves its lock until `lock_timeout`; callers of the same arguments meanwhile wait up to `wait_timeout`, then compute without storing. |
+//! | Redis unavailable during a region operation | As its [`OutagePolicy`](region::OutagePolicy) says: `Fail` (the default) returns the error; `Miss` answers reads as misses and skips writes, counted in [`Region::outage_stats`]. |
+//! | Connection dropped or server killed during a multi-command operation | Applied whole or not at all: every `MULTI`/`EXEC` (a write with its TTL, [`DictCache::insert`] and [`remove`](DictCache::remove), each round trip of [`DictCache::extend`], the `*_store` forms of [`SetCache`], region writes and [`transaction`](Region::transaction) commits) and every Lua script (memo reads and stores, [`Region::invalidate`], [`DictCache::pop_item`]). The caller gets a connection error and cannot tell which happened: read back before retrying a non-idempotent write. Operations of several round trips (`extend` of more than one batch, [`Memo::clear`]) may stop between batches, each batch whole. With persistence (`appendfsync always`), every acknowledged write survives a crash. |
+//! | [`SentinelCache::claim`] fails with a connection error | The gate may or may not have been claimed; [`is_set`](SentinelCache::is_set) tells whether it is closed, not by whom. |
+//! | The key is deleted or expires while an iterator runs | The iteration ends early without an error (the next page finds no key); items not yielded yet are lost. |
+//! | Bytes another program, another type or another codec wrote, or corrupt bytes | [`Error::Decode`] naming the key (and field); never a wrong value. A memoized result that does not decode is treated as a miss, deleted and computed again. |
+//! | The key holds another Redis type | [`Error::WrongType`] naming the key, the expected and the found type (a memo entry: [`Error::Redis`] naming the key). Known issue: a write with a TTL sends its `PEXPIRE` in the same `MULTI`/`EXEC`, which Redis runs even though the write failed, so the foreign key gets the collection's TTL. |
+//! | A value, field or member over the collection's `max_value_size` | [`Error::ValueTooLarge`] before anything is sent; the stored value is untouched, and nothing of a refused batch is sent. |
 //! | A value over the server's `proto-max-bulk-len` | [`Error::Redis`] naming the key; the connection is replaced and the next calls work. |
 //! | An invalid DSN or `CACHES_DSN*` variable | [`Error::Config`] naming the variable or connection, never the password (not even when an unescaped `/`, `?` or `#` splits it). |
+//!
+//! Names and keys are data, never patterns: fields, members, memo arguments and key parts may
+//! hold spaces, unicode, `.`, `*`, `?`, `[`, `]` or `\`, and the one `SCAN MATCH` the crate
+//! sends ([`Memo::clear`]) escapes its pattern, so clearing a function named
+//! `a*` never touches one named `ab`. Region invalidation follows links, not patterns.
 //!
 //! No `Debug` or `Display` output, error message or source error of the crate contains a
 //! password: DSNs show `***` in its place, and values that might hold part of one are not
@@ -377,6 +388,7 @@ mod error;
 pub mod key;
 pub mod memo;
 mod options;
+mod pages;
 pub mod region;
 pub mod sentinel;
 pub mod set;

@@ -313,6 +313,33 @@ impl<C: Codec> Core<C> {
         Ok(bytes)
     }
 
+    /// The full key, for error messages; empty when it cannot be rendered (the error that
+    /// stopped rendering it is reported by the operation that needed it).
+    pub(crate) fn key_for_errors(&self) -> String {
+        self.resolved().map(|r| r.key.clone()).unwrap_or_default()
+    }
+
+    /// Encodes `value` (a value, member, field...) of the collection at this key: as
+    /// [`encode`](Core::encode), naming this key in errors.
+    pub(crate) fn encode_item<T: Serialize + ?Sized>(
+        &self,
+        tag: &TypeTag,
+        value: &T,
+    ) -> Result<Vec<u8>> {
+        let key = &self.resolved()?.key;
+        self.encode(tag, value, key)
+    }
+
+    /// Decodes bytes read from this key: as [`decode`](Core::decode), naming this key in
+    /// errors.
+    pub(crate) fn decode_item<T: DeserializeOwned>(
+        &self,
+        tag: &TypeTag,
+        bytes: &[u8],
+    ) -> Result<T> {
+        self.decode(tag, bytes, || self.key_for_errors())
+    }
+
     /// Decodes bytes read from `what` (a key, or `key[field]`).
     pub(crate) fn decode<T: DeserializeOwned>(
         &self,
@@ -361,6 +388,21 @@ impl<C: Codec> Core<C> {
             pipe.atomic();
         }
         pipe
+    }
+
+    /// Runs one write command, which `add` puts on a pipeline, with the TTL command of the
+    /// policy (if any) in the same `MULTI`/`EXEC`: one round trip. Returns the reply of the one
+    /// command `add` did not `ignore()`; without a TTL, Redis sees that command alone.
+    pub(crate) fn write<R: redis::FromRedisValue>(
+        &self,
+        add: impl FnOnce(&mut redis::Pipeline, &str),
+    ) -> Result<R> {
+        self.run(|c, k| {
+            let mut pipe = self.write_pipe();
+            add(&mut pipe, k);
+            self.add_ttl(&mut pipe, k);
+            pipe.query::<(R,)>(c).map(|(r,)| r)
+        })
     }
 
     /// Runs `f` with a pooled connection and the full key. A `WRONGTYPE` reply becomes
@@ -424,6 +466,141 @@ impl<C: Codec> Core<C> {
         self.run(|c, k| redis::cmd("PEXPIRE").arg(k).arg(ms).query(c))
     }
 }
+
+/// Writes what every collection handle has besides its own methods: `Clone` (cheap, and
+/// without bounds on the type parameters: the fields are `Arc`s and markers), `Debug` (key
+/// and connection only, through [`Core::describe`], never a value), and the sealed
+/// [`Collection`] impl through which [`Builder::build`] makes the handle.
+///
+/// The handle is `Name<params.., C>` with the codec parameter last, named `C`, and a `core:
+/// Arc<Core<C>>` field. `clone` lists every field; `from_core` builds the handle from the
+/// [`Core`] and the builder's `Extra` options.
+macro_rules! collection_handle {
+    (
+        $name:ident [$($param:ident),*],
+        redis_type: $redis_type:literal,
+        extra: $extra:ty,
+        clone: { $($field:ident),+ $(,)? },
+        from_core: |$core:ident, $extra_arg:pat_param| $from_core:expr $(,)?
+    ) => {
+        impl<$($param,)* C> Clone for $name<$($param,)* C> {
+            fn clone(&self) -> Self {
+                $name {
+                    $($field: self.$field.clone()),+
+                }
+            }
+        }
+
+        impl<$($param,)* C: $crate::codec::Codec> ::std::fmt::Debug for $name<$($param,)* C> {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                self.core.describe(f, stringify!($name))
+            }
+        }
+
+        impl<$($param,)* C> $crate::options::private::Sealed for $name<$($param,)* C> {}
+
+        impl<$($param,)* C: $crate::codec::Codec> $crate::options::Collection
+            for $name<$($param,)* C>
+        {
+            type Codec = C;
+            type Extra = $extra;
+            type WithCodec<C2: $crate::codec::Codec> = $name<$($param,)* C2>;
+            const REDIS_TYPE: &'static str = $redis_type;
+
+            fn from_core($core: $crate::options::Core<C>, $extra_arg: $extra) -> Self {
+                $from_core
+            }
+        }
+    };
+}
+pub(crate) use collection_handle;
+
+/// Writes the four methods every collection has for its key as a whole (`exists`, `clear`,
+/// `ttl`, `expire`), with their docs, inside the collection's own `impl` block: inherent
+/// methods, so that users need no trait import. The handle must have a `core: Arc<Core<_>>`
+/// field.
+///
+/// `handle` is an expression that builds a handle for the doc examples; the other arguments
+/// are the first sentence of each method's doc, which says what the key means for that
+/// collection. The macro adds the commands, round trips, errors and an example.
+macro_rules! key_methods {
+    (
+        handle: $handle:literal,
+        exists: $exists:literal,
+        clear: $clear:literal,
+        ttl: $ttl:literal,
+        expire: $expire:literal $(,)?
+    ) => {
+        #[doc = $exists]
+        /// `EXISTS`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// if !c.exists()? {
+        ///     println!("never written, cleared or expired");
+        /// }
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn exists(&self) -> $crate::Result<bool> {
+            self.core.exists()
+        }
+
+        #[doc = $clear]
+        /// `DEL`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// let existed = c.clear()?;
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn clear(&self) -> $crate::Result<bool> {
+            self.core.clear()
+        }
+
+        #[doc = $ttl]
+        /// `PTTL`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// if let Some(left) = c.ttl()?.remaining() {
+        ///     println!("expires in {left:?}");
+        /// }
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn ttl(&self) -> $crate::Result<$crate::Ttl> {
+            self.core.ttl()
+        }
+
+        #[doc = $expire]
+        /// `PEXPIRE`, one round trip.
+        ///
+        /// # Errors
+        ///
+        /// Connection errors.
+        ///
+        /// ```no_run
+        #[doc = concat!("# let c = ", $handle, ";")]
+        /// c.expire(std::time::Duration::from_secs(10))?;
+        /// # Ok::<(), redis_caches::Error>(())
+        /// ```
+        pub fn expire(&self, ttl: ::std::time::Duration) -> $crate::Result<bool> {
+            self.core.expire(ttl)
+        }
+    };
+}
+pub(crate) use key_methods;
 
 /// Whether Redis refused a command for the type the key holds: a plain `WRONGTYPE` reply, or
 /// one inside a pipeline or `MULTI`/`EXEC` reply (which `RedisError::code` does not report).

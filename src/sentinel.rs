@@ -1,6 +1,5 @@
 //! [`SentinelCache`]: a set-once gate, claimed by exactly one caller.
 
-use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +7,7 @@ use std::time::Duration;
 use crate::codec::{Codec, Postcard};
 use crate::error::Result;
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Core};
 
 /// A set-once gate under one Redis key: [`claim`](SentinelCache::claim) returns `true` for
 /// exactly one caller, across every thread and process, until the gate is
@@ -61,35 +60,15 @@ pub struct SentinelCache<C = Postcard> {
     _codec: PhantomData<fn() -> C>,
 }
 
-impl<C> Clone for SentinelCache<C> {
-    fn clone(&self) -> Self {
-        SentinelCache {
-            core: self.core.clone(),
-            _codec: PhantomData,
-        }
-    }
-}
-
-impl<C: Codec> fmt::Debug for SentinelCache<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "SentinelCache")
-    }
-}
-
-impl<C> private::Sealed for SentinelCache<C> {}
-
-impl<C: Codec> Collection for SentinelCache<C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = SentinelCache<C2>;
-    const REDIS_TYPE: &'static str = "string";
-
-    fn from_core(core: Core<C>, _extra: ()) -> Self {
-        SentinelCache {
-            core: Arc::new(core),
-            _codec: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    SentinelCache[],
+    redis_type: "string",
+    extra: (),
+    clone: { core, _codec },
+    from_core: |core, ()| SentinelCache {
+        core: Arc::new(core),
+        _codec: PhantomData,
+    },
 }
 
 impl SentinelCache {
@@ -193,70 +172,17 @@ impl<C: Codec> SentinelCache<C> {
         self.core.clear()
     }
 
-    /// Whether the key exists; the same as [`is_set`](SentinelCache::is_set), named like
-    /// every other collection's `exists`. `EXISTS`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// let closed = gate.exists()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the key; the same as [`reset`](SentinelCache::reset), named like every other
-    /// collection's `clear`. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// gate.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// How long until the gate re-opens by itself: [`Ttl::Missing`] when it is open,
-    /// [`Ttl::Persistent`] when it was claimed without a TTL. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// if let Some(left) = gate.ttl()?.remaining() {
-    ///     println!("re-opens in {left:?}");
-    /// }
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Makes a closed gate re-open `ttl` from now; `false` when the gate is open (there is
-    /// nothing to expire). `PEXPIRE`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let gate = redis_caches::SentinelCache::new("g");
-    /// gate.expire(std::time::Duration::from_secs(60))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::SentinelCache::new(\"g\")",
+        exists: "Whether the key exists; the same as [`is_set`](SentinelCache::is_set), named \
+                 like every other collection's `exists`.",
+        clear: "Deletes the key; the same as [`reset`](SentinelCache::reset), named like every \
+                other collection's `clear`.",
+        ttl: "How long until the gate re-opens by itself: [`Ttl::Missing`](crate::Ttl::Missing) \
+              when it is open, [`Ttl::Persistent`](crate::Ttl::Persistent) when it was claimed \
+              without a TTL.",
+        expire: "Makes a closed gate re-open `ttl` from now; `false` when the gate is open \
+                 (there is nothing to expire).",
     }
 }
 

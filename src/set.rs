@@ -1,12 +1,11 @@
 //! [`SetCache<T>`]: a typed Redis set, with the set algebra of `SUNION`/`SINTER`/`SDIFF`.
 
 use std::borrow::Borrow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::fmt;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,7 +13,8 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Core};
+use crate::pages::{Pages, scan_page};
 
 /// How many members one `SSCAN` page asks for, and one `SADD` of [`SetCache::extend`] sends.
 const BATCH: usize = 1000;
@@ -84,37 +84,16 @@ pub struct SetCache<T, C = Postcard> {
     _member: PhantomData<fn() -> T>,
 }
 
-impl<T, C> Clone for SetCache<T, C> {
-    fn clone(&self) -> Self {
-        SetCache {
-            core: self.core.clone(),
-            tag: self.tag.clone(),
-            _member: PhantomData,
-        }
-    }
-}
-
-impl<T, C: Codec> fmt::Debug for SetCache<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "SetCache")
-    }
-}
-
-impl<T, C> private::Sealed for SetCache<T, C> {}
-
-impl<T, C: Codec> Collection for SetCache<T, C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = SetCache<T, C2>;
-    const REDIS_TYPE: &'static str = "set";
-
-    fn from_core(core: Core<C>, _extra: ()) -> Self {
-        SetCache {
-            core: Arc::new(core),
-            tag: Arc::new(TypeTag::of::<T>()),
-            _member: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    SetCache[T],
+    redis_type: "set",
+    extra: (),
+    clone: { core, tag, _member },
+    from_core: |core, ()| SetCache {
+        core: Arc::new(core),
+        tag: Arc::new(TypeTag::of::<T>()),
+        _member: PhantomData,
+    },
 }
 
 impl<T> SetCache<T> {
@@ -291,15 +270,8 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn pop(&self) -> Result<Option<T>> {
-        let popped: Option<Vec<u8>> = self.core.run(|c, k| {
-            if self.core.has_ttl() {
-                let mut pipe = self.core.write_pipe();
-                pipe.cmd("SPOP").arg(k);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(Option<Vec<u8>>,)>(c).map(|(v,)| v)
-            } else {
-                redis::cmd("SPOP").arg(k).query(c)
-            }
+        let popped: Option<Vec<u8>> = self.core.write(|pipe, k| {
+            pipe.cmd("SPOP").arg(k);
         })?;
         popped.map(|b| self.decode(&b)).transpose()
     }
@@ -312,7 +284,8 @@ where
     /// one added or removed meanwhile may or may not be, and a member can be yielded twice
     /// if Redis resizes the set during the iteration. Use
     /// [`to_hash_set`](SetCache::to_hash_set) when duplicates matter. After an error the
-    /// iterator ends.
+    /// iterator ends. If the set is deleted, or expires, during the iteration, the
+    /// iteration ends early without an error: the next `SSCAN` finds no key.
     ///
     /// # Errors
     ///
@@ -329,8 +302,7 @@ where
     pub fn iter(&self) -> Iter<T, C> {
         Iter {
             set: self.clone(),
-            cursor: Some(0),
-            buffer: VecDeque::new(),
+            pages: Pages::new(0),
         }
     }
 
@@ -366,11 +338,8 @@ where
                 .take(BATCH)
                 .map(|item| self.encode(item.borrow()))
                 .collect::<Result<Vec<_>>>()?;
-            let n: usize = self.core.run(|c, k| {
-                let mut pipe = self.core.write_pipe();
+            let n: usize = self.core.write(|pipe, k| {
                 pipe.cmd("SADD").arg(k).arg(&batch);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(usize,)>(c).map(|(n,)| n)
             })?;
             added += n;
         }
@@ -546,93 +515,26 @@ where
         self.algebra_store(Algebra::Difference, others, destination)
     }
 
-    /// Whether the key exists (an empty set does not: Redis deletes it). `EXISTS`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SetCache<u8> = redis_caches::SetCache::new("k");
-    /// let there = s.exists()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the whole set; true when it existed. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SetCache<u8> = redis_caches::SetCache::new("k");
-    /// s.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The key's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SetCache<u8> = redis_caches::SetCache::new("k");
-    /// println!("{:?}", s.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the key's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SetCache<u8> = redis_caches::SetCache::new("k");
-    /// s.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
+    crate::options::key_methods! {
+        handle: "redis_caches::SetCache::<u8>::new(\"k\")",
+        exists: "Whether the key exists (an empty set does not: Redis deletes it).",
+        clear: "Deletes the whole set; true when it existed.",
+        ttl: "The key's remaining time to live.",
+        expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
     fn encode<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<Vec<u8>> {
-        let key = &self.core.resolved()?.key;
-        self.core.encode(&self.tag, value, key)
+        self.core.encode_item(&self.tag, value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode(&self.tag, bytes, || {
-            self.core
-                .resolved()
-                .map(|r| r.key.clone())
-                .unwrap_or_default()
-        })
+        self.core.decode_item(&self.tag, bytes)
     }
 
     /// `SADD`/`SREM key member` with the TTL; true when the reply is 1.
     fn write_one(&self, command: &str, member: &[u8]) -> Result<bool> {
-        self.core.run(|c, k| {
-            if self.core.has_ttl() {
-                let mut pipe = self.core.write_pipe();
-                pipe.cmd(command).arg(k).arg(member);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(bool,)>(c).map(|(b,)| b)
-            } else {
-                redis::cmd(command).arg(k).arg(member).query(c)
-            }
+        self.core.write(|pipe, k| {
+            pipe.cmd(command).arg(k).arg(member);
         })
     }
 
@@ -739,17 +641,16 @@ where
 /// Holds a clone of the handle, so it does not borrow the set.
 pub struct Iter<T, C = Postcard> {
     set: SetCache<T, C>,
-    /// The next `SSCAN` cursor; `None` once the scan is complete (or failed).
-    cursor: Option<u64>,
-    buffer: VecDeque<Vec<u8>>,
+    /// Members read ahead, and the next `SSCAN` cursor.
+    pages: Pages<u64, Vec<u8>>,
 }
 
 impl<T, C: Codec> fmt::Debug for Iter<T, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
             .field("set", &self.set)
-            .field("cursor", &self.cursor)
-            .field("buffered", &self.buffer.len())
+            .field("cursor", &self.pages.next_position())
+            .field("buffered", &self.pages.buffered())
             .finish()
     }
 }
@@ -762,30 +663,11 @@ where
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        loop {
-            if let Some(bytes) = self.buffer.pop_front() {
-                return Some(self.set.decode(&bytes));
-            }
-            let cursor = self.cursor?;
-            let page: Result<(u64, Vec<Vec<u8>>)> = self.set.core.run(|c, k| {
-                redis::cmd("SSCAN")
-                    .arg(k)
-                    .arg(cursor)
-                    .arg("COUNT")
-                    .arg(BATCH)
-                    .query(c)
-            });
-            match page {
-                Ok((next, members)) => {
-                    self.cursor = (next != 0).then_some(next);
-                    self.buffer.extend(members);
-                }
-                Err(e) => {
-                    self.cursor = None;
-                    return Some(Err(e));
-                }
-            }
-        }
+        let set = &self.set;
+        let raw = self
+            .pages
+            .next(|cursor| scan_page(&set.core, "SSCAN", cursor, BATCH))?;
+        Some(raw.and_then(|bytes| set.decode(&bytes)))
     }
 }
 

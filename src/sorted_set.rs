@@ -1,12 +1,10 @@
 //! [`SortedSetCache<T>`]: a typed Redis sorted set, members ordered by an `f64` score.
 
 use std::borrow::Borrow;
-use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,7 +12,8 @@ use serde::de::DeserializeOwned;
 use crate::codec::{Codec, Postcard, TypeTag};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::options::{Builder, Core};
+use crate::pages::Pages;
 
 /// How many members one page of [`SortedSetCache::iter`] reads, and one `ZADD` of
 /// [`SortedSetCache::extend`] sends.
@@ -88,37 +87,16 @@ pub struct SortedSetCache<T, C = Postcard> {
     _member: PhantomData<fn() -> T>,
 }
 
-impl<T, C> Clone for SortedSetCache<T, C> {
-    fn clone(&self) -> Self {
-        SortedSetCache {
-            core: self.core.clone(),
-            tag: self.tag.clone(),
-            _member: PhantomData,
-        }
-    }
-}
-
-impl<T, C: Codec> fmt::Debug for SortedSetCache<T, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.core.describe(f, "SortedSetCache")
-    }
-}
-
-impl<T, C> private::Sealed for SortedSetCache<T, C> {}
-
-impl<T, C: Codec> Collection for SortedSetCache<T, C> {
-    type Codec = C;
-    type Extra = ();
-    type WithCodec<C2: Codec> = SortedSetCache<T, C2>;
-    const REDIS_TYPE: &'static str = "zset";
-
-    fn from_core(core: Core<C>, _extra: ()) -> Self {
-        SortedSetCache {
-            core: Arc::new(core),
-            tag: Arc::new(TypeTag::of::<T>()),
-            _member: PhantomData,
-        }
-    }
+crate::options::collection_handle! {
+    SortedSetCache[T],
+    redis_type: "zset",
+    extra: (),
+    clone: { core, tag, _member },
+    from_core: |core, ()| SortedSetCache {
+        core: Arc::new(core),
+        tag: Arc::new(TypeTag::of::<T>()),
+        _member: PhantomData,
+    },
 }
 
 impl<T> SortedSetCache<T> {
@@ -297,7 +275,7 @@ where
     {
         let bytes = self.encode(member)?;
         let score = self.check_score(score)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZADD").arg(k).arg(&score).arg(&bytes);
         })
     }
@@ -327,7 +305,7 @@ where
     {
         let bytes = self.encode(member)?;
         let score = self.check_score(score)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZADD")
                 .arg(k)
                 .arg(mode.flags())
@@ -442,7 +420,7 @@ where
     {
         let bytes = self.encode(member)?;
         let by = self.check_score(by)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZINCRBY").arg(k).arg(&by).arg(&bytes);
         })
     }
@@ -465,7 +443,7 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(member)?;
-        self.write(|pipe, k| {
+        self.core.write(|pipe, k| {
             pipe.cmd("ZREM").arg(k).arg(&bytes);
         })
     }
@@ -624,6 +602,8 @@ where
     /// sees: an insert or score change below the current position makes a member come
     /// twice, a removal there makes one be skipped. Use
     /// [`range_by_score`](SortedSetCache::range_by_score) for a consistent view of a range.
+    /// If the sorted set is deleted, or expires, during the iteration, the iteration ends
+    /// early without an error: the next page comes back empty.
     ///
     /// # Errors
     ///
@@ -693,7 +673,7 @@ where
                     Ok((self.check_score(score)?, self.encode(member.borrow())?))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let n: usize = self.write(|pipe, k| {
+            let n: usize = self.core.write(|pipe, k| {
                 let cmd = pipe.cmd("ZADD").arg(k);
                 for (score, member) in &batch {
                     cmd.arg(score).arg(member);
@@ -704,108 +684,34 @@ where
         Ok(added)
     }
 
-    /// Whether the key exists (an empty sorted set does not: Redis deletes it). `EXISTS`,
-    /// one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// let there = s.exists()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn exists(&self) -> Result<bool> {
-        self.core.exists()
-    }
-
-    /// Deletes the whole sorted set; true when it existed. `DEL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// s.clear()?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&self) -> Result<bool> {
-        self.core.clear()
-    }
-
-    /// The key's remaining time to live. `PTTL`, one round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// println!("{:?}", s.ttl()?);
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn ttl(&self) -> Result<Ttl> {
-        self.core.ttl()
-    }
-
-    /// Sets the key's time to live now; false when the key does not exist. `PEXPIRE`, one
-    /// round trip.
-    ///
-    /// # Errors
-    ///
-    /// Connection errors.
-    ///
-    /// ```no_run
-    /// # let s: redis_caches::SortedSetCache<u8> = redis_caches::SortedSetCache::new("k");
-    /// s.expire(std::time::Duration::from_secs(10))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.core.expire(ttl)
-    }
-
-    fn key(&self) -> String {
-        self.core
-            .resolved()
-            .map(|r| r.key.clone())
-            .unwrap_or_default()
+    crate::options::key_methods! {
+        handle: "redis_caches::SortedSetCache::<u8>::new(\"k\")",
+        exists: "Whether the key exists (an empty sorted set does not: Redis deletes it).",
+        clear: "Deletes the whole sorted set; true when it existed.",
+        ttl: "The key's remaining time to live.",
+        expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
     fn encode<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<Vec<u8>> {
-        let key = &self.core.resolved()?.key;
-        self.core.encode(&self.tag, value, key)
+        self.core.encode_item(&self.tag, value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode(&self.tag, bytes, || self.key())
+        self.core.decode_item(&self.tag, bytes)
     }
 
     /// The score as a command argument, or [`Error::InvalidScore`] for NaN.
     fn check_score(&self, score: f64) -> Result<String> {
         if score.is_nan() {
-            return Err(Error::InvalidScore { key: self.key() });
+            return Err(Error::InvalidScore {
+                key: self.core.key_for_errors(),
+            });
         }
         Ok(score_arg(score))
     }
 
-    /// Runs one write command built by `add` (its reply parsed as `R`), with the TTL in the
-    /// same `MULTI`/`EXEC` when there is one.
-    fn write<R: redis::FromRedisValue>(
-        &self,
-        add: impl FnOnce(&mut redis::Pipeline, &str),
-    ) -> Result<R> {
-        self.core.run(|c, k| {
-            let mut pipe = self.core.write_pipe();
-            add(&mut pipe, k);
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query::<(R,)>(c).map(|(r,)| r)
-        })
-    }
-
     fn pop(&self, command: &str) -> Result<Option<(T, f64)>> {
-        let reply: redis::Value = self.write(|pipe, k| {
+        let reply: redis::Value = self.core.write(|pipe, k| {
             pipe.cmd(command).arg(k);
         })?;
         Ok(self.pairs(reply)?.into_iter().next())
@@ -853,7 +759,9 @@ where
             .iter()
             .any(|b| matches!(b, Bound::Included(s) | Bound::Excluded(s) if s.is_nan()))
         {
-            return Err(Error::InvalidScore { key: self.key() });
+            return Err(Error::InvalidScore {
+                key: self.core.key_for_errors(),
+            });
         }
         let min = bound_arg(scores.start_bound(), "-inf");
         let max = bound_arg(scores.end_bound(), "+inf");
@@ -883,7 +791,7 @@ where
     /// RESP2) or nested (`[[m, s], ...]`, RESP3).
     fn pairs(&self, reply: redis::Value) -> Result<Vec<(T, f64)>> {
         let malformed = |what: &str| Error::Decode {
-            key: self.key(),
+            key: self.core.key_for_errors(),
             reason: format!("unexpected reply from redis: {what}"),
         };
         let items = match reply {
@@ -921,9 +829,8 @@ where
 pub struct Iter<T, C = Postcard> {
     set: SortedSetCache<T, C>,
     rev: bool,
-    /// The rank of the next page; `None` once the last page was read (or failed).
-    next_rank: Option<i64>,
-    buffer: VecDeque<(T, f64)>,
+    /// Members read ahead, and the rank of the next page.
+    pages: Pages<i64, (T, f64)>,
 }
 
 impl<T, C> Iter<T, C> {
@@ -931,8 +838,7 @@ impl<T, C> Iter<T, C> {
         Iter {
             set,
             rev,
-            next_rank: Some(0),
-            buffer: VecDeque::new(),
+            pages: Pages::new(0),
         }
     }
 }
@@ -942,8 +848,8 @@ impl<T, C: Codec> fmt::Debug for Iter<T, C> {
         f.debug_struct("Iter")
             .field("set", &self.set)
             .field("rev", &self.rev)
-            .field("next_rank", &self.next_rank)
-            .field("buffered", &self.buffer.len())
+            .field("next_rank", &self.pages.next_position())
+            .field("buffered", &self.pages.buffered())
             .finish()
     }
 }
@@ -956,26 +862,13 @@ where
     type Item = Result<(T, f64)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some(item) = self.buffer.pop_front() {
-                return Some(Ok(item));
-            }
-            let start = self.next_rank?;
-            let page = BATCH as i64;
-            match self.set.zrange(start, start + page - 1, self.rev) {
-                Ok(items) => {
-                    self.next_rank = (items.len() as i64 == page).then_some(start + page);
-                    self.buffer.extend(items);
-                }
-                Err(e) => {
-                    self.next_rank = None;
-                    return Some(Err(e));
-                }
-            }
-            if self.buffer.is_empty() {
-                return None;
-            }
-        }
+        let (set, rev) = (&self.set, self.rev);
+        let page = BATCH as i64;
+        self.pages.next(|start| {
+            let items = set.zrange(start, start + page - 1, rev)?;
+            let next = (items.len() as i64 == page).then_some(start + page);
+            Ok((items, next))
+        })
     }
 }
 

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -13,6 +12,7 @@ use std::time::Duration;
 use redis_caches::codec::Raw;
 use redis_caches::{Connection, Error, RedisCache, SentinelCache, Ttl, TtlPolicy};
 use support::RedisServer;
+use support::redis_helpers::{assert_handle, commands, raw_exec, raw_get, raw_pttl, raw_set};
 
 fn string_cache(conn: &Connection, key: &str) -> RedisCache<String> {
     RedisCache::builder(key).connection(conn).build()
@@ -22,36 +22,12 @@ fn counter(conn: &Connection, key: &str) -> RedisCache<i64, Raw> {
     RedisCache::builder(key).connection(conn).codec(Raw).build()
 }
 
-fn commands(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
-
-fn raw_get(server: &RedisServer, key: &str) -> Option<Vec<u8>> {
-    redis::cmd("GET").arg(key).query(&mut server.raw()).unwrap()
-}
-
-fn raw_set(server: &RedisServer, key: &str, value: &[u8]) {
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .exec(&mut server.raw())
-        .unwrap();
-}
-
-fn pttl(server: &RedisServer, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query(&mut server.raw())
-        .unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Handles
 
 /// Compile-time check: handles can be shared between threads and cloned.
 #[test]
 fn handles_are_clone_send_sync() {
-    fn assert_handle<T: Clone + Send + Sync + 'static>() {}
     assert_handle::<RedisCache<String>>();
     assert_handle::<RedisCache<Vec<u8>>>();
     assert_handle::<RedisCache<i64, Raw>>();
@@ -213,7 +189,7 @@ fn get_or_insert_with_on_a_miss_stores_the_value() {
     let counted = server.count_commands(|| assert_eq!(c.get_or_insert_with(|| 42).unwrap(), 42));
     assert_eq!(counted, commands(&[("get", 1), ("set", 1)]));
     assert_eq!(c.get().unwrap(), Some(42));
-    let left = pttl(&server, "answer");
+    let left = raw_pttl(&server, "answer");
     assert!((1..=60_000).contains(&left), "the TTL rides along: {left}");
     assert_eq!(c.get_or_insert_with(|| 7).unwrap(), 42);
 }
@@ -264,7 +240,7 @@ fn incr_and_decr_return_the_new_value() {
     assert_eq!(c.decr(10).unwrap(), -7);
     assert_eq!(c.get().unwrap(), Some(-7));
     assert_eq!(raw_get(&server, "hits").as_deref(), Some(&b"-7"[..]));
-    assert_eq!(pttl(&server, "hits"), -1, "no TTL set");
+    assert_eq!(raw_pttl(&server, "hits"), -1, "no TTL set");
 
     let small: RedisCache<u8, Raw> = RedisCache::builder("small")
         .connection(&conn)
@@ -314,7 +290,7 @@ fn incr_and_decr_cost_one_round_trip() {
         }),
         transaction
     );
-    let left = pttl(&server, "ttl");
+    let left = raw_pttl(&server, "ttl");
     assert!((1..=60_000).contains(&left), "{left}");
 }
 
@@ -488,11 +464,7 @@ fn a_failed_incr_leaves_the_keys_ttl_alone() {
     let server = RedisServer::start();
     let conn = server.connection();
     raw_set(&server, "text", b"not a number");
-    redis::cmd("SADD")
-        .arg("members")
-        .arg("a")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_exec(&server, "SADD", ("members", "a"));
     for key in ["text", "members"] {
         let c: RedisCache<i64, Raw> = RedisCache::builder(key)
             .connection(&conn)
@@ -500,7 +472,7 @@ fn a_failed_incr_leaves_the_keys_ttl_alone() {
             .ttl(Duration::from_secs(60))
             .build();
         assert!(c.incr(1).is_err());
-        assert_eq!(pttl(&server, key), -1, "{key} must stay persistent");
+        assert_eq!(raw_pttl(&server, key), -1, "{key} must stay persistent");
     }
 }
 
@@ -508,11 +480,7 @@ fn a_failed_incr_leaves_the_keys_ttl_alone() {
 fn incr_on_another_redis_type_is_a_wrong_type_error() {
     let server = RedisServer::start();
     let conn = server.connection();
-    redis::cmd("SADD")
-        .arg("members")
-        .arg("a")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_exec(&server, "SADD", ("members", "a"));
     for ttl in [None, Some(Duration::from_secs(60))] {
         let mut builder = RedisCache::<i64>::builder("members")
             .connection(&conn)
@@ -554,7 +522,7 @@ fn refresh_policy_pushes_the_expiry_on_every_write() {
     c.set("a").unwrap();
     thread::sleep(Duration::from_millis(300));
     c.set("b").unwrap();
-    let left = pttl(&server, "refresh");
+    let left = raw_pttl(&server, "refresh");
     assert!(
         left > 1_700,
         "the second write pushed the expiry: {left} ms left"
@@ -568,7 +536,7 @@ fn refresh_policy_pushes_the_expiry_on_every_write() {
     n.incr(1).unwrap();
     thread::sleep(Duration::from_millis(300));
     n.incr(1).unwrap();
-    let left = pttl(&server, "refresh-n");
+    let left = raw_pttl(&server, "refresh-n");
     assert!(left > 1_700, "incr pushed the expiry: {left} ms left");
 
     // And a short TTL does expire once the writes stop.
@@ -594,7 +562,7 @@ fn keep_policy_fixes_the_expiry_at_creation() {
     thread::sleep(Duration::from_millis(300));
     c.set("b").unwrap();
     assert_eq!(c.get().unwrap().as_deref(), Some("b"));
-    let left = pttl(&server, "keep");
+    let left = raw_pttl(&server, "keep");
     assert!(
         (1..=1_700).contains(&left),
         "the second write kept the expiry: {left} ms left"
@@ -609,7 +577,7 @@ fn keep_policy_fixes_the_expiry_at_creation() {
     n.incr(1).unwrap();
     thread::sleep(Duration::from_millis(300));
     n.incr(1).unwrap();
-    let left = pttl(&server, "keep-n");
+    let left = raw_pttl(&server, "keep-n");
     assert!(
         (1..=1_700).contains(&left),
         "incr kept the expiry: {left} ms left"
@@ -619,7 +587,7 @@ fn keep_policy_fixes_the_expiry_at_creation() {
     raw_set(&server, "persistent", b"x");
     let p = ttl_cache(&conn, "persistent", Duration::from_secs(2), TtlPolicy::Keep);
     p.set("y").unwrap();
-    let left = pttl(&server, "persistent");
+    let left = raw_pttl(&server, "persistent");
     assert!((1..=2_000).contains(&left), "{left}");
 
     // Writes under Keep do not keep a short-lived key alive: while a write follows every
@@ -734,12 +702,7 @@ fn foreign_bytes_give_a_decode_error_naming_the_key() {
 fn another_redis_type_gives_a_wrong_type_error() {
     let server = RedisServer::start();
     let conn = server.connection();
-    redis::cmd("HSET")
-        .arg("h")
-        .arg("f")
-        .arg("v")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_exec(&server, "HSET", ("h", "f", "v"));
     match string_cache(&conn, "h").get() {
         Err(Error::WrongType {
             key,

@@ -11,6 +11,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use redis_caches::codec::{Codec, Postcard, TypeTag};
 use redis_caches::{Connection, DictCache, Error, Ttl, TtlPolicy};
+use support::redis_helpers::{assert_handle, commands, raw_pttl, raw_set};
 use support::{RedisServer, unique};
 
 fn dict<K, V>(conn: &Connection, key: &str) -> DictCache<K, V> {
@@ -40,19 +41,11 @@ fn fresh_field() -> String {
     unique("field")
 }
 
-fn raw_pttl(server: &RedisServer, key: &str) -> i64 {
-    redis::cmd("PTTL")
-        .arg(key)
-        .query(&mut server.raw())
-        .unwrap()
-}
-
 #[test]
 fn handles_are_clone_send_sync_and_debug_shows_key_and_type_only() {
-    fn assert_traits<T: Clone + Send + Sync + std::fmt::Debug>() {}
-    assert_traits::<DictCache<String, i64>>();
+    assert_handle::<DictCache<String, i64>>();
     // Not even the value type needs to be Send or Sync: the handle holds none.
-    assert_traits::<DictCache<std::rc::Rc<u8>, std::cell::Cell<u8>>>();
+    assert_handle::<DictCache<std::rc::Rc<u8>, std::cell::Cell<u8>>>();
     fn assert_iter_send<T: Send>() {}
     assert_iter_send::<redis_caches::dict::Iter<'static, String, i64>>();
 
@@ -494,11 +487,7 @@ fn foreign_bytes_give_decode_errors_naming_key_and_field() {
 fn a_key_of_another_redis_type_gives_wrong_type() {
     let server = RedisServer::start();
     let conn = server.connection();
-    redis::cmd("SET")
-        .arg("str")
-        .arg("x")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_set(&server, "str", "x");
     let c: DictCache<String, u32> = dict(&conn, "str");
     let c_ttl: DictCache<String, u32> =
         with_ttl(&conn, "str", Duration::from_secs(60), TtlPolicy::Refresh);
@@ -616,10 +605,6 @@ fn iteration_streams_large_hashes_in_batches_and_matches_hgetall() {
     assert!(c.values().count() >= n as usize);
 }
 
-fn cmds(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
-
 /// Pins the commands each operation sends, and that single-element operations are one round
 /// trip (two for `get_or_insert_with` on a miss).
 #[test]
@@ -662,7 +647,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.get("a").unwrap();
             },
-            cmds(&[("hget", 1)]),
+            commands(&[("hget", 1)]),
             1,
         ),
         (
@@ -671,7 +656,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.set("a", &1).unwrap();
             },
-            cmds(&[("hset", 1)]),
+            commands(&[("hset", 1)]),
             1,
         ),
         (
@@ -680,7 +665,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.set("a", &1).unwrap();
             },
-            cmds(&[("multi", 1), ("hset", 1), ("pexpire", 1), ("exec", 1)]),
+            commands(&[("multi", 1), ("hset", 1), ("pexpire", 1), ("exec", 1)]),
             1,
         ),
         (
@@ -689,7 +674,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.insert("a", &1).unwrap();
             },
-            cmds(&[("multi", 1), ("hget", 1), ("hset", 1), ("exec", 1)]),
+            commands(&[("multi", 1), ("hget", 1), ("hset", 1), ("exec", 1)]),
             1,
         ),
         (
@@ -698,7 +683,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.insert("a", &1).unwrap();
             },
-            cmds(&[
+            commands(&[
                 ("multi", 1),
                 ("hget", 1),
                 ("hset", 1),
@@ -713,7 +698,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.insert("a", &1).unwrap();
             },
-            cmds(&[
+            commands(&[
                 ("multi", 1),
                 ("hget", 1),
                 ("hset", 1),
@@ -728,7 +713,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.remove("b").unwrap();
             },
-            cmds(&[("multi", 1), ("hget", 1), ("hdel", 1), ("exec", 1)]),
+            commands(&[("multi", 1), ("hget", 1), ("hdel", 1), ("exec", 1)]),
             1,
         ),
         (
@@ -737,7 +722,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.remove("b").unwrap();
             },
-            cmds(&[
+            commands(&[
                 ("multi", 1),
                 ("hget", 1),
                 ("hdel", 1),
@@ -752,7 +737,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.contains_key("a").unwrap();
             },
-            cmds(&[("hexists", 1)]),
+            commands(&[("hexists", 1)]),
             1,
         ),
         (
@@ -761,7 +746,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.len().unwrap();
             },
-            cmds(&[("hlen", 1)]),
+            commands(&[("hlen", 1)]),
             1,
         ),
         (
@@ -770,7 +755,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.is_empty().unwrap();
             },
-            cmds(&[("hlen", 1)]),
+            commands(&[("hlen", 1)]),
             1,
         ),
         (
@@ -779,7 +764,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.get_many(["a", "b", "c"]).unwrap();
             },
-            cmds(&[("hmget", 1)]),
+            commands(&[("hmget", 1)]),
             1,
         ),
         (
@@ -789,7 +774,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 c.extend([("x".to_string(), 1), ("y".to_string(), 2)])
                     .unwrap()
             },
-            cmds(&[("hset", 1)]),
+            commands(&[("hset", 1)]),
             1,
         ),
         (
@@ -799,7 +784,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
                 c.extend([("x".to_string(), 1), ("y".to_string(), 2)])
                     .unwrap()
             },
-            cmds(&[("multi", 1), ("hset", 1), ("pexpire", 1), ("exec", 1)]),
+            commands(&[("multi", 1), ("hset", 1), ("pexpire", 1), ("exec", 1)]),
             1,
         ),
         (
@@ -808,7 +793,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.get_or_insert_with("a", || 9).unwrap();
             },
-            cmds(&[("hget", 1)]),
+            commands(&[("hget", 1)]),
             1,
         ),
         (
@@ -817,7 +802,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.get_or_insert_with(&fresh_field(), || 9).unwrap();
             },
-            cmds(&[("hget", 2), ("multi", 1), ("hsetnx", 1), ("exec", 1)]),
+            commands(&[("hget", 2), ("multi", 1), ("hsetnx", 1), ("exec", 1)]),
             2,
         ),
         (
@@ -826,7 +811,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.get_or_insert_with(&fresh_field(), || 9).unwrap();
             },
-            cmds(&[
+            commands(&[
                 ("hget", 2),
                 ("multi", 1),
                 ("hsetnx", 1),
@@ -841,7 +826,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.pop_item().unwrap();
             },
-            cmds(&[("evalsha", 1), ("hrandfield", 1), ("hget", 1), ("hdel", 1)]),
+            commands(&[("evalsha", 1), ("hrandfield", 1), ("hget", 1), ("hdel", 1)]),
             1,
         ),
         (
@@ -850,7 +835,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.pop_item().unwrap();
             },
-            cmds(&[
+            commands(&[
                 ("evalsha", 1),
                 ("hrandfield", 1),
                 ("hget", 1),
@@ -865,14 +850,14 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.to_hash_map().unwrap();
             },
-            cmds(&[("hgetall", 1)]),
+            commands(&[("hgetall", 1)]),
             1,
         ),
         (
             "iter (small)",
             &plain,
             |c| assert!(c.iter().count() > 0),
-            cmds(&[("hscan", 1)]),
+            commands(&[("hscan", 1)]),
             1,
         ),
         (
@@ -881,7 +866,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.exists().unwrap();
             },
-            cmds(&[("exists", 1)]),
+            commands(&[("exists", 1)]),
             1,
         ),
         (
@@ -890,7 +875,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.ttl().unwrap();
             },
-            cmds(&[("pttl", 1)]),
+            commands(&[("pttl", 1)]),
             1,
         ),
         (
@@ -899,7 +884,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.expire(Duration::from_secs(60)).unwrap();
             },
-            cmds(&[("pexpire", 1)]),
+            commands(&[("pexpire", 1)]),
             1,
         ),
         (
@@ -908,7 +893,7 @@ fn each_operation_sends_the_pinned_commands_in_one_round_trip() {
             |c| {
                 let _ = c.clear().unwrap();
             },
-            cmds(&[("del", 1)]),
+            commands(&[("del", 1)]),
             1,
         ),
     ];

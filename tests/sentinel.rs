@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use redis_caches::{Connection, Error, SentinelCache, Ttl};
 use support::RedisServer;
+use support::redis_helpers::{raw_pttl, raw_set};
 
 const KEYS: usize = 1_000;
 const THREADS: usize = 8;
@@ -280,11 +281,7 @@ fn another_redis_type_under_the_key_is_a_typed_error() {
 fn a_foreign_string_counts_as_claimed() {
     let server = RedisServer::start();
     let conn = server.connection();
-    redis::cmd("SET")
-        .arg("taken")
-        .arg("")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_set(&server, "taken", "");
     assert!(!gate(&conn, "taken").claim().unwrap());
 }
 
@@ -330,10 +327,7 @@ fn ttl_and_prefix_are_applied_by_the_claim() {
         .ttl(Duration::from_secs(100))
         .build();
     assert!(g.claim().unwrap());
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg("gates.a.b")
-        .query(&mut server.raw())
-        .unwrap();
+    let pttl = raw_pttl(&server, "gates.a.b");
     assert!((1..=100_000).contains(&pttl), "{pttl}");
 }
 

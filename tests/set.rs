@@ -3,34 +3,22 @@
 
 mod support;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use redis_caches::{Connection, Error, SetCache, Ttl, TtlPolicy};
+use support::redis_helpers::{Pinned, assert_handle, commands, ignore, raw_exec, raw_set};
 use support::{RedisServer, eventually, unique};
 
 fn set<T>(conn: &Connection, key: &str) -> SetCache<T> {
     SetCache::builder(key).connection(conn).build()
 }
 
-/// Unwraps an operation's result and throws the value away (the tests here check what was sent).
-fn ignore<T>(result: redis_caches::Result<T>) {
-    result.unwrap();
-}
-
-/// An operation's name, the operation, and the commands it must send.
-type Pinned<'a> = (&'a str, &'a dyn Fn(), &'a [(&'a str, u64)]);
-
-fn counts(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
-
 #[test]
 fn handles_are_clone_send_sync_and_debug_shows_the_key_only() {
-    fn assert_traits<T: Clone + Send + Sync + std::fmt::Debug>() {}
-    assert_traits::<SetCache<String>>();
-    assert_traits::<SetCache<Vec<u8>>>();
+    assert_handle::<SetCache<String>>();
+    assert_handle::<SetCache<Vec<u8>>>();
     let s: SetCache<String> = SetCache::new(["tags", "post-1"]);
     let shown = format!("{s:?}");
     assert!(shown.contains("SetCache"), "{shown}");
@@ -182,7 +170,7 @@ fn iterates_3000_members_in_pages_with_bounded_replies() {
     let server = RedisServer::start();
     let s: SetCache<u32> = set(&server.connection(), "big");
     let sent = server.count_commands(|| assert_eq!(s.extend(0..3000u32).unwrap(), 3000));
-    assert_eq!(sent, counts(&[("sadd", 3)]), "one SADD per 1,000 members");
+    assert_eq!(sent, commands(&[("sadd", 3)]), "one SADD per 1,000 members");
     let sent = server.count_commands(|| {
         let seen: HashSet<u32> = s.iter().collect::<Result<_, _>>().unwrap();
         assert_eq!(seen, (0..3000).collect());
@@ -247,7 +235,7 @@ fn set_algebra_matches_std() {
 
     // One command, one round trip.
     let sent = server.count_commands(|| ignore(a.union([&b, &c])));
-    assert_eq!(sent, counts(&[("sunion", 1)]));
+    assert_eq!(sent, commands(&[("sunion", 1)]));
 }
 
 #[test]
@@ -269,7 +257,7 @@ fn store_forms_write_the_destination_with_its_ttl() {
     let sent = server.count_commands(|| assert_eq!(a.union_store([&b], &dest).unwrap(), 4));
     assert_eq!(
         sent,
-        counts(&[
+        commands(&[
             ("multi", 1),
             ("sunionstore", 1),
             ("pexpire", 1),
@@ -292,7 +280,7 @@ fn store_forms_write_the_destination_with_its_ttl() {
     // Without a TTL on the destination: the store command alone.
     let plain: SetCache<u32> = set(&conn, "plain");
     let sent = server.count_commands(|| assert_eq!(b.union_store([], &plain).unwrap(), 3));
-    assert_eq!(sent, counts(&[("sunionstore", 1)]));
+    assert_eq!(sent, commands(&[("sunionstore", 1)]));
     assert_eq!(plain.ttl().unwrap(), Ttl::Persistent);
 }
 
@@ -324,11 +312,7 @@ fn algebra_across_databases_is_refused_before_sending() {
 fn foreign_bytes_give_a_decode_error_naming_the_key() {
     let server = RedisServer::start();
     let s: SetCache<String> = set(&server.connection(), "foreign");
-    redis::cmd("SADD")
-        .arg("foreign")
-        .arg(b"\xff\x00 not postcard")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_exec(&server, "SADD", ("foreign", b"\xff\x00 not postcard"));
     let items: Vec<_> = s.iter().collect();
     assert_eq!(items.len(), 1);
     let err = items.into_iter().next().unwrap().unwrap_err();
@@ -348,11 +332,7 @@ fn foreign_bytes_give_a_decode_error_naming_the_key() {
 fn another_redis_type_gives_wrong_type() {
     let server = RedisServer::start();
     let conn = server.connection();
-    redis::cmd("SET")
-        .arg("str")
-        .arg("x")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_set(&server, "str", "x");
     let s: SetCache<u32> = set(&conn, "str");
     let check = |err: Error, key: &str| match err {
         Error::WrongType {
@@ -420,12 +400,12 @@ fn single_element_operations_send_one_command_or_one_transaction() {
         ),
     ];
     for (name, op, expected) in pinned {
-        assert_eq!(server.count_commands(op), counts(expected), "{name}");
+        assert_eq!(server.count_commands(op), commands(expected), "{name}");
     }
     let sent = server.count_commands(|| ignore(keep.remove(&1)));
     assert_eq!(
         sent,
-        counts(&[("multi", 1), ("srem", 1), ("pexpire", 1), ("exec", 1)])
+        commands(&[("multi", 1), ("srem", 1), ("pexpire", 1), ("exec", 1)])
     );
     let sent = server.count_commands(|| {
         plain.exists().unwrap();
@@ -435,6 +415,6 @@ fn single_element_operations_send_one_command_or_one_transaction() {
     });
     assert_eq!(
         sent,
-        counts(&[("exists", 1), ("pttl", 1), ("pexpire", 1), ("del", 1)])
+        commands(&[("exists", 1), ("pttl", 1), ("pexpire", 1), ("del", 1)])
     );
 }

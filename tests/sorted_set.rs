@@ -12,28 +12,16 @@ use proptest::prelude::*;
 use redis_caches::codec::{Codec, Postcard, TypeTag};
 use redis_caches::sorted_set::{InsertMode, Limit};
 use redis_caches::{Connection, Error, SortedSetCache, Ttl, TtlPolicy};
+use support::redis_helpers::{Pinned, assert_handle, commands, ignore, raw_exec};
 use support::{RedisServer, eventually, unique};
 
 fn zset<T>(conn: &Connection, key: &str) -> SortedSetCache<T> {
     SortedSetCache::builder(key).connection(conn).build()
 }
 
-/// Unwraps an operation's result and throws the value away (the tests here check what was sent).
-fn ignore<T>(result: redis_caches::Result<T>) {
-    result.unwrap();
-}
-
-fn counts(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
-
-/// An operation's name, the operation, and the commands it must send.
-type Pinned<'a> = (&'a str, &'a dyn Fn(), &'a [(&'a str, u64)]);
-
 #[test]
 fn handles_are_clone_send_sync_and_debug_shows_the_key_only() {
-    fn assert_traits<T: Clone + Send + Sync + std::fmt::Debug>() {}
-    assert_traits::<SortedSetCache<String>>();
+    assert_handle::<SortedSetCache<String>>();
     let s: SortedSetCache<String> = SortedSetCache::new(["game", "board"]);
     let shown = format!("{s:?}");
     assert!(shown.contains("SortedSetCache"), "{shown}");
@@ -407,7 +395,7 @@ fn pages_through_3000_members_in_both_directions() {
             .unwrap();
         assert_eq!(added, 3000);
     });
-    assert_eq!(sent, counts(&[("zadd", 3)]), "one ZADD per 1,000 members");
+    assert_eq!(sent, commands(&[("zadd", 3)]), "one ZADD per 1,000 members");
     let encoded = |m: u32| Postcard.encode(&m, &TypeTag::of::<u32>()).unwrap();
     let mut expected: Vec<u32> = (0..3000).collect();
     expected.sort_by_key(|&m| (m / 10, encoded(m)));
@@ -427,7 +415,7 @@ fn pages_through_3000_members_in_both_directions() {
     });
     assert_eq!(
         sent,
-        counts(&[("zrange", 4)]),
+        commands(&[("zrange", 4)]),
         "three full pages and an empty one"
     );
 
@@ -536,12 +524,7 @@ fn keep_policy_sets_the_ttl_once_and_millisecond_ttls_expire() {
 fn foreign_bytes_give_a_decode_error_naming_the_key() {
     let server = RedisServer::start();
     let s: SortedSetCache<String> = zset(&server.connection(), "foreign");
-    redis::cmd("ZADD")
-        .arg("foreign")
-        .arg(1)
-        .arg(b"\xff\x00 not postcard")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_exec(&server, "ZADD", ("foreign", 1, b"\xff\x00 not postcard"));
     for err in [
         s.range(..).unwrap_err(),
         s.range_by_score(.., Limit::ALL).unwrap_err(),
@@ -557,11 +540,7 @@ fn foreign_bytes_give_a_decode_error_naming_the_key() {
 #[test]
 fn another_redis_type_gives_wrong_type() {
     let server = RedisServer::start();
-    redis::cmd("SADD")
-        .arg("set")
-        .arg("x")
-        .exec(&mut server.raw())
-        .unwrap();
+    raw_exec(&server, "SADD", ("set", "x"));
     let s: SortedSetCache<u32> = zset(&server.connection(), "set");
     let errors = [
         s.insert(&1, 1.0).unwrap_err(),
@@ -634,7 +613,7 @@ fn single_element_operations_send_one_command_or_one_transaction() {
         ),
     ];
     for (name, op, expected) in pinned {
-        assert_eq!(server.count_commands(op), counts(expected), "{name}");
+        assert_eq!(server.count_commands(op), commands(expected), "{name}");
     }
     type Ttled<'a> = (&'a str, &'a dyn Fn(), &'static str);
     let ttled: [Ttled; 5] = [
@@ -647,7 +626,7 @@ fn single_element_operations_send_one_command_or_one_transaction() {
     for (name, op, cmd) in ttled {
         assert_eq!(
             server.count_commands(op),
-            counts(&with_ttl(cmd)),
+            commands(&with_ttl(cmd)),
             "{name} with ttl"
         );
     }

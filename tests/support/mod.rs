@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod redis_helpers;
 pub mod sentinels;
 pub mod tls;
 
