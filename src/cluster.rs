@@ -59,6 +59,19 @@ impl ClusterConn {
     }
 }
 
+impl ClusterConn {
+    /// Sends `cmd`, a command without keys whose reply depends on the node that answers it
+    /// (`SCAN`), to the master serving `key`'s slot. `ClusterConnection` refuses to route
+    /// `SCAN` at all ("cannot be safely routed"): each node has its own keys and cursors.
+    pub(crate) fn route_to_slot_of(&mut self, key: &[u8], cmd: &redis::Cmd) -> RedisResult<Value> {
+        let route = Route::with_key(key, SlotAddr::Master);
+        self.inner.route_command(
+            cmd,
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+        )
+    }
+}
+
 impl ConnectionLike for ClusterConn {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
         self.inner.req_packed_command(cmd)

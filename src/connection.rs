@@ -581,6 +581,24 @@ impl RedisConn {
         }
     }
 
+    /// Runs `cmd`, a keyless command whose reply depends on the node (`SCAN`), on the node
+    /// that holds `key`: on a cluster the master serving `key`'s slot (so a `SCAN` for keys
+    /// that share `key`'s hash tag sees them all, and its cursor stays on one node); on one
+    /// server or a Sentinel-managed master, that server.
+    pub(crate) fn query_on_node_of<T: redis::FromRedisValue>(
+        &mut self,
+        key: &str,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        match &mut self.con {
+            Conn::Cluster(c) => {
+                let reply = c.route_to_slot_of(key.as_bytes(), cmd)?.extract_error()?;
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)
+            }
+            Conn::Single(c) | Conn::Sentinel(c) => cmd.query(c),
+        }
+    }
+
     fn topology(&self) -> &'static str {
         match self.con {
             Conn::Single(_) => "single",

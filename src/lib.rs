@@ -279,10 +279,14 @@
 //! fingerprint guards against mistakes (another type, another program), not against an
 //! attacker: anyone who can write to your Redis can store valid values, so Redis access, and its
 //! credentials and TLS, remain the trust boundary.
+//!
 //! # Scale: Cluster and Sentinel
 //!
 //! The same code runs on one server, on a Redis Cluster, or on a master that Redis Sentinel
-//! keeps available: only the DSN changes.
+//! keeps available: only the DSN changes. Every type ([`RedisCache`], [`DictCache`],
+//! [`SetCache`], [`SortedSetCache`], [`SentinelCache`], [`Region`], [`Memo`]) has the same API
+//! on all three; the tests run each type's scenarios on a real cluster and a real Sentinel
+//! group, and kill a master under a workload of all of them.
 //!
 //! | DSN | Deployment |
 //! |---|---|
@@ -302,50 +306,70 @@
 //! `ASK` redirections are followed and the slot map refreshed. A pipeline, a `MULTI`/`EXEC`
 //! transaction (what a write with a TTL sends) or a script runs on one node, so all its keys
 //! must be in one slot: when they are not, the operation fails with [`Error::CrossSlot`]
-//! ("a multi-key operation across slots"), checked before anything is sent, or reported by
-//! Redis (`CROSSSLOT`) for keys the crate cannot see.
+//! ([`is_cross_slot`](Error::is_cross_slot), "a multi-key operation across slots") and
+//! nothing is written: pipelines and transactions are checked before anything is sent, and
+//! a single command (`SUNION`, ...) is refused by Redis (`CROSSSLOT`) before it runs. On one
+//! server or a Sentinel-managed master there is no such constraint.
 //!
 //! **Hash tags.** When a key contains `{...}`, Redis Cluster hashes only the text between the
-//! first `{` and the next `}`: `{user42}.cart` and `{user42}.visits` are in one slot. Which
-//! keys the crate tags, and why:
+//! first `{` and the next `}`: `{user42}.cart` and `{user42}.visits` are in one slot. What
+//! each type does:
 //!
-//! | Keys | Hash tag | Why |
-//! |---|---|---|
-//! | a collection's own key ([`RedisCache`], and every collection stored under one key) | none | one key: each operation stays in its slot, and collections spread over the cluster |
-//! | a region and everything under it | the region's root: `{root}.child.leaf` | invalidating a region touches its keys together |
-//! | a memoized function's values, locks and statistics | one per function | a call reads and writes them in one pipeline or script |
-//! | the operands of set algebra (unions, intersections, differences, and their stores) | yours to give | only you know which sets are combined: tag them alike, or get [`Error::CrossSlot`] |
+//! | Type | Keys | Hash tag | On a cluster |
+//! |---|---|---|---|
+//! | [`RedisCache`], [`DictCache`], [`SetCache`], [`SortedSetCache`], [`SentinelCache`] | one key per collection | none (yours if you give one) | every operation touches only the collection's key, including the pipelined bulk ones (`extend`, `get_many`), `MULTI`/`EXEC` with a TTL, scripts (`incr` with a TTL, `pop_item`) and iteration (`HSCAN`, `SSCAN`, `ZRANGE` pages), so any key works and collections spread over the masters |
+//! | [`SetCache`] set algebra: `union`, `intersection`, `difference` and their `*_store` forms | the operands and the destination | yours to give: tag them alike | one command over several keys: in different slots it is [`Error::CrossSlot`], and the destination is left as it was |
+//! | [`Region`] | `{root}`, `{root}.a.b` (hashes), `{root}#children.a` (link sets) | the root, always | a whole tree is in one slot, which a write's `MULTI`/`EXEC` (entry plus links), a transaction and the invalidation script (which finds descendants at run time) need; one tree lives on one master, so spread load with several roots |
+//! | [`Memo`] | `{memo:<name>}.v.<args>`, `.lock.<args>`, `.stats`, `.h` | the function's name, always | a call reads and writes value, lock and statistics in one script; [`clear`](Memo::clear) scans only the master serving the function's slot (`SCAN` cannot be sent anywhere else), where all its keys are; one function's results live on one master |
 //!
 //! [`Key::with_hash_tag`](key::Key::with_hash_tag) wraps a key's first element (the
 //! collection prefix when there is one) in braces. The connection `prefix` comes before the
 //! tag and may not contain braces, so it never moves a key to another slot.
 //!
 //! ```no_run
-//! use redis_caches::{Connection, RedisCache, key::Key};
+//! use redis_caches::{Connection, SetCache, key::Key};
 //!
 //! let cluster = Connection::open("cluster", "redis+cluster://10.0.0.1:7000,10.0.0.2:7000")?;
-//! // {user42}.cart and {user42}.visits: one slot, so they can be combined in one operation.
-//! let cart: RedisCache<Vec<u32>> = RedisCache::builder(Key::from_parts(["user42", "cart"]).with_hash_tag())
-//!     .connection(&cluster)
-//!     .build();
-//! cart.set(&vec![7, 9])?;
+//! // {teams}.red and {teams}.blue: one slot, so they can be combined in one command.
+//! let team = |name: &str| -> SetCache<String> {
+//!     SetCache::builder(Key::from_parts(["teams", name]).with_hash_tag())
+//!         .connection(&cluster)
+//!         .build()
+//! };
+//! let (red, blue) = (team("red"), team("blue"));
+//! red.insert("ada")?;
+//! let everyone = red.union([&blue])?;
+//! // Sets in different slots: a typed error, nothing sent.
+//! let loose: SetCache<String> = SetCache::builder("loose").connection(&cluster).build();
+//! assert!(red.union([&loose]).unwrap_err().is_cross_slot());
 //! # Ok::<(), redis_caches::Error>(())
 //! ```
 //!
 //! **Failover.** When a master dies, its replica takes over: on a cluster after
 //! `cluster-node-timeout` and an election, under Sentinel after `down-after-milliseconds` and
 //! an election. Meanwhile operations on the keys it served fail with an error for which
-//! [`Error::is_connection`] is true (the node is unreachable, `CLUSTERDOWN`, no master known
-//! yet); a pooled connection that sees such an error, or `READONLY` from a demoted master, is
-//! dropped together with its idle siblings, and the connections opened next ask the cluster
-//! (or the sentinels) again. So the same handles work again as soon as the replica is
-//! promoted: the crate's tests, with `cluster-node-timeout 1000` and
-//! `down-after-milliseconds 500`, see operations resume about 2 s after a master is killed
-//! (they allow 15 s and 20 s). Redis replicates asynchronously: a write acknowledged just
-//! before the master died may be lost unless it had reached a replica (`WAIT`). The cluster
-//! client retries a failed request up to 3 times, 10 to 100 ms apart, so an operation on a
-//! frozen node fails after about 4 × `timeout`, and a write whose reply was lost may be applied
-//! twice (as with any client-side retry; idempotent writes do not mind).
+//! [`Error::is_connection`] or [`Error::is_timeout`] is true (the node is unreachable,
+//! `CLUSTERDOWN`, no master known yet, no pooled connection within `pool_timeout`); a pooled
+//! connection that sees such an error, or `READONLY` from a demoted master, is dropped
+//! together with its idle siblings, and the connections opened next ask the cluster (or the
+//! sentinels) again. So the same handles work again as soon as the replica is promoted, with
+//! nothing to rebuild.
+//!
+//! | Deployment | Operations resume after a master is killed |
+//! |---|---|
+//! | Cluster | about `cluster-node-timeout` + 1 s: the node is marked failed, its replica waits 0.5 to 1 s and wins the election |
+//! | Sentinel | about `down-after-milliseconds` + 1.5 s: the sentinels agree, elect a leader, promote the replica |
+//!
+//! Add the `pool_timeout` (or `timeout`) of a call already waiting. The crate's tests, with
+//! `cluster-node-timeout 1000` and `down-after-milliseconds 500`, see every type resume about
+//! 2 s after the kill, and fail beyond 15 s. Redis replicates asynchronously: a write
+//! acknowledged just before the master died may be lost unless it had reached a replica
+//! (`WAIT`); writes that had are all there after the failover, for every type. This holds for
+//! [`SentinelCache::claim`] too: a claim the dead master had not passed on can be won a second
+//! time on the new one. The cluster client retries a failed request up to 3 times, 10 to 100
+//! ms apart, so an operation on a frozen node fails after about 4 × `timeout`, and a write
+//! whose reply was lost may be applied twice (as with any client-side retry; idempotent writes
+//! do not mind).
 //!
 //! # Features
 //!

@@ -522,7 +522,8 @@ impl<A, R, E> Memo<A, R, E> {
 
     /// Removes every cached result of this function, and any lock; statistics stay.
     /// `SCAN MATCH <prefix>{memo:<name>}.*` and `UNLINK` of each batch: one round trip per
-    /// 500 keys scanned. Returns the number of keys removed.
+    /// 500 keys scanned. Returns the number of keys removed. On a Redis Cluster the `SCAN`
+    /// goes to the master serving the function's slot, where all its keys are.
     ///
     /// Not atomic: results stored while it runs may survive.
     ///
@@ -542,14 +543,18 @@ impl<A, R, E> Memo<A, R, E> {
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
+            // Every key of the function shares its hash tag, so on a cluster they all live
+            // on the master serving the statistics key's slot: SCAN that node.
             let (next, batch): (u64, Vec<String>) = self.run(&pattern, |c| {
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(500)
-                    .query(c)
+                c.query_on_node_of(
+                    &stats,
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500),
+                )
             })?;
             let batch: Vec<String> = batch.into_iter().filter(|k| *k != stats).collect();
             if !batch.is_empty() {
