@@ -24,7 +24,17 @@ const TIMEOUT: Duration = Duration::from_millis(200);
 /// Pool wait of the fault tests' connections.
 const POOL_TIMEOUT: Duration = Duration::from_millis(300);
 /// Slack for scheduling on a loaded 2-core CI machine.
-const MARGIN: Duration = Duration::from_millis(700);
+const MARGIN: Duration = Duration::from_millis(1000);
+
+/// The tests of this file measure how long calls take, so they run one at a time: in
+/// parallel, their own threads and servers would compete for the machine's two cores and turn
+/// scheduling delays into false timeouts.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn fault_connection(server: &RedisServer) -> Connection {
     server.connection_with(&format!(
@@ -324,6 +334,7 @@ fn assert_phase_clean(what: &str, per_op: &PerOp, bad: &[String]) {
 
 #[test]
 fn server_killed_mid_workload_gives_typed_errors_in_time_then_recovers_on_the_same_handles() {
+    let _serial = one_at_a_time();
     let mut server = RedisServer::start();
     let conn = fault_connection(&server);
     let (stop, tally, handles, names) = run_workload(&conn, THREADS);
@@ -390,6 +401,7 @@ fn server_killed_mid_workload_gives_typed_errors_in_time_then_recovers_on_the_sa
 
 #[test]
 fn stalled_server_times_out_calls_in_flight_then_they_succeed_after_sigcont() {
+    let _serial = one_at_a_time();
     let server = RedisServer::start();
     let conn = fault_connection(&server);
     let (stop, tally, handles, names) = run_workload(&conn, THREADS);
@@ -427,6 +439,7 @@ fn stalled_server_times_out_calls_in_flight_then_they_succeed_after_sigcont() {
 
 #[test]
 fn a_single_call_on_a_stalled_server_fails_within_the_operation_timeout() {
+    let _serial = one_at_a_time();
     let server = RedisServer::start();
     let conn = fault_connection(&server);
     let c: RedisCache<String> = RedisCache::builder("k").connection(&conn).build();
@@ -445,6 +458,7 @@ fn a_single_call_on_a_stalled_server_fails_within_the_operation_timeout() {
 
 #[test]
 fn exhausted_pool_gives_a_typed_error_after_the_pool_timeout() {
+    let _serial = one_at_a_time();
     let server = RedisServer::start();
     let conn = server.connection_with("pool_size=2&pool_timeout=250ms");
     let c: RedisCache<String> = RedisCache::builder("k").connection(&conn).build();
@@ -506,6 +520,7 @@ const AWKWARD: &[&str] = &[
 
 #[test]
 fn awkward_key_names_are_stored_and_read_back_exactly() {
+    let _serial = one_at_a_time();
     let server = RedisServer::start();
     let conn = server.connection();
     let mut raw = server.raw();
@@ -531,6 +546,7 @@ fn awkward_key_names_are_stored_and_read_back_exactly() {
 
 #[test]
 fn glob_escaped_patterns_match_only_their_own_keys() {
+    let _serial = one_at_a_time();
     let server = RedisServer::start();
     let conn = server.connection();
     let mut raw = server.raw();
@@ -582,6 +598,7 @@ fn glob_escaped_patterns_match_only_their_own_keys() {
 
 #[test]
 fn values_at_the_size_limit_pass_and_one_byte_over_fails_before_sending() {
+    let _serial = one_at_a_time();
     let server = RedisServer::start();
     let conn = server.connection();
     const LIMIT: usize = 64 * 1024;
@@ -639,6 +656,7 @@ fn values_at_the_size_limit_pass_and_one_byte_over_fails_before_sending() {
 
 #[test]
 fn a_value_over_the_servers_bulk_limit_is_a_typed_error_and_the_pool_recovers() {
+    let _serial = one_at_a_time();
     // The server's own limit (proto-max-bulk-len, at least 1 MiB) is below the crate's.
     let server = RedisServer::start_with(&["--proto-max-bulk-len", "1mb"]);
     let conn = fault_connection(&server);
