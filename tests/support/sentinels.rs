@@ -242,11 +242,14 @@ impl SentinelHarness {
         assert_eq!(acked, 1, "the replica did not acknowledge the writes");
     }
 
-    /// A graceful failover (`SENTINEL FAILOVER`, no agreement needed): waits until the
-    /// sentinels name the replica as master, turns the old master (still running) into its
-    /// replica as the sentinels would, and waits until it is in sync. Returns the old
-    /// master's port.
+    /// A graceful failover (`SENTINEL FAILOVER`, no agreement needed): waits until the replica
+    /// has every write (`WAIT`), then until the sentinels name it master, turns the old master
+    /// (still running) into its replica as the sentinels would, and waits until it is in sync.
+    /// Returns the old master's port.
     pub fn failover(&self, limit: Duration) -> u16 {
+        // SENTINEL FAILOVER promotes the replica as it is: writes it has not received yet
+        // would be lost, so the graceful failover starts from a replica in sync.
+        self.wait_replicated();
         let old = self.master_port();
         self.sentinels[0]
             .query::<()>(redis::cmd("SENTINEL").arg("FAILOVER").arg(SERVICE))
