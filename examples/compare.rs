@@ -509,21 +509,45 @@ fn main() -> Result<()> {
     println!("\nload average at the end: {}", loadavg());
 
     if a.python {
-        python_peers(&env, &a)?;
+        let mut ours: Vec<(&str, Option<f64>, Option<f64>)> = Vec::new();
+        for (w, rows) in &singles {
+            let row = rows.iter().find(|r| r.threads == 1);
+            let speed = |s: Option<&Summary>| s.map(|s| s.per_second);
+            ours.push((
+                w.name,
+                speed(row.and_then(|r| r.ours.as_ref())),
+                speed(row.and_then(|r| r.raw.as_ref())),
+            ));
+        }
+        for b in &bulks {
+            let speed = |s: Option<&Summary>| s.map(|s| s.per_second * b.entries as f64);
+            ours.push((
+                b.workload.name,
+                speed(b.row.ours.as_ref()),
+                speed(b.row.raw.as_ref()),
+            ));
+        }
+        python_peers(&env, &a, &ours)?;
     }
     Ok(())
 }
 
-/// Runs `benches/python_peers.py` against the same server; its venv goes in the target dir.
-fn python_peers(env: &Env, a: &Args) -> Result<()> {
+/// Runs `benches/python_peers.py` against the same server (its venv goes in the target dir),
+/// then prints the crate's one-thread figures beside the peers'.
+fn python_peers(env: &Env, a: &Args, ours: &[(&str, Option<f64>, Option<f64>)]) -> Result<()> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_peers.py");
     let target = std::env::current_exe()?
         .ancestors()
         .nth(3)
         .map(|p| p.to_path_buf())
         .ok_or("cannot find the target directory")?;
+    let tsv = target.join(format!("python-peers-{}.tsv", std::process::id()));
     let mut cmd = Command::new("python3");
     cmd.arg(script)
+        .arg("--tsv")
+        .arg(&tsv)
+        .args(["--rounds", &a.rounds.min(3).to_string()])
+        .args(&a.filters)
         .args(["--port", &env.server.port().to_string()])
         .arg("--venv")
         .arg(target.join("python-peers-venv"))
@@ -535,6 +559,29 @@ fn python_peers(env: &Env, a: &Args) -> Result<()> {
     let status = cmd.status()?;
     if !status.success() {
         return Err(format!("{script} failed: {status}").into());
+    }
+    let text = std::fs::read_to_string(&tsv)?;
+    let _ = std::fs::remove_file(&tsv);
+    // workload -> library -> ops/s
+    let mut peers: BTreeMap<&str, BTreeMap<&str, f64>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut f = line.split('\t');
+        if let (Some(name), Some(lib), Some(speed)) = (f.next(), f.next(), f.next()) {
+            peers.entry(name).or_default().insert(lib, speed.parse()?);
+        }
+    }
+    println!("\n## Beside the Python peers (one thread, ops/s; entries/s for bulk)\n");
+    println!("| workload | this crate | raw redis-rs | caches | pottery |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, crate_speed, raw_speed) in ours {
+        let peer = |lib: &str| opt(peers.get(name).and_then(|m| m.get(lib)).map(|v| rate(*v)));
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            opt(crate_speed.map(rate)),
+            opt(raw_speed.map(rate)),
+            peer("caches"),
+            peer("pottery")
+        );
     }
     Ok(())
 }
