@@ -24,7 +24,7 @@ use crate::options::{Builder, Collection, Core, Ttl, private};
 /// | [`set`](RedisCache::set) | `SET` (`PX ttl` or `KEEPTTL` + `PEXPIRE NX` under [`TtlPolicy::Keep`](crate::TtlPolicy::Keep)) | 1 |
 /// | [`delete`](RedisCache::delete) | `DEL` | 1 |
 /// | [`get_or_insert_with`](RedisCache::get_or_insert_with) | `GET`, then on a miss `SET NX GET` | 1 or 2 |
-/// | [`incr`](RedisCache::incr), [`decr`](RedisCache::decr) | `INCRBY` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
+/// | [`incr`](RedisCache::incr), [`decr`](RedisCache::decr) | `INCRBY`; with a TTL, a Lua script (`EVALSHA`) running `INCRBY` and `PEXPIRE` | 1 |
 /// | [`exists`](RedisCache::exists), [`clear`](RedisCache::clear), [`ttl`](RedisCache::ttl), [`expire`](RedisCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 |
 ///
 /// # Example
@@ -321,6 +321,22 @@ where
     }
 }
 
+/// `INCRBY` then `PEXPIRE` (with `NX` under `TtlPolicy::Keep`), atomically; an error in
+/// `INCRBY` stops the script before the TTL is touched.
+static INCR_WITH_TTL: once_cell::sync::Lazy<redis::Script> = once_cell::sync::Lazy::new(|| {
+    redis::Script::new(
+        r"
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[3] == 'NX' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX')
+else
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return n
+",
+    )
+});
+
 /// Integer types that [`RedisCache::incr`] can count with.
 pub trait Counter: Serialize + DeserializeOwned + Copy + private::Sealed {
     #[doc(hidden)]
@@ -345,16 +361,22 @@ macro_rules! counters {
 counters!(i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 
 impl<T: Counter> RedisCache<T, Raw> {
-    /// Adds `by` atomically and returns the new value; a missing key counts as 0. `INCRBY`,
-    /// plus `PEXPIRE` in the same `MULTI`/`EXEC` when a TTL is set: one round trip.
+    /// Adds `by` atomically and returns the new value; a missing key counts as 0. `INCRBY`; with
+    /// a TTL, a Lua script (`EVALSHA`) that runs `INCRBY` then `PEXPIRE`, so that a failed
+    /// increment never touches the key's TTL. One round trip (the first script call on a server
+    /// also loads it: `SCRIPT LOAD` and a retried `EVALSHA`).
     ///
     /// There is no `+=`: a network operation must be able to fail.
     ///
     /// # Errors
     ///
     /// [`Error::Encode`](crate::Error::Encode) when `by` does not fit an `i64`,
-    /// [`Error::Decode`](crate::Error::Decode) when the new value does not fit `T`, a Redis error
-    /// when the stored value is not an integer or the sum overflows, connection errors.
+    /// [`Error::Decode`](crate::Error::Decode) when the new value does not fit `T` (Redis counts
+    /// in `i64`: the new value is stored even then, e.g. `-1` after `decr(1)` on a `u64` at 0),
+    /// [`Error::Redis`](crate::Error::Redis) naming the key when the stored value is not an
+    /// integer or the sum overflows an `i64` (the value is left unchanged),
+    /// [`Error::WrongType`](crate::Error::WrongType) when the key holds another Redis type,
+    /// connection errors.
     ///
     /// ```no_run
     /// use redis_caches::{RedisCache, codec::Raw};
@@ -371,8 +393,9 @@ impl<T: Counter> RedisCache<T, Raw> {
         self.add(by, &key)
     }
 
-    /// Subtracts `by` atomically and returns the new value. `DECRBY` (+ `PEXPIRE`), one round
-    /// trip. See [`incr`](RedisCache::incr).
+    /// Subtracts `by` atomically and returns the new value. `INCRBY key -by` (in the same
+    /// script as `PEXPIRE` when a TTL is set), one round trip. See
+    /// [`incr`](RedisCache::incr).
     ///
     /// # Errors
     ///
@@ -397,15 +420,18 @@ impl<T: Counter> RedisCache<T, Raw> {
     }
 
     fn add(&self, by: i64, key: &str) -> Result<T> {
-        let new: i64 = self.core.run(|c, k| {
-            if self.core.has_ttl() {
-                let mut pipe = self.core.write_pipe();
-                pipe.cmd("INCRBY").arg(k).arg(by);
-                self.core.add_ttl(&mut pipe, k);
-                pipe.query::<(i64,)>(c).map(|(n,)| n)
-            } else {
-                redis::cmd("INCRBY").arg(k).arg(by).query(c)
-            }
+        let ttl = self.core.options.ttl;
+        let keep = self.core.options.ttl_policy == crate::TtlPolicy::Keep;
+        let new: i64 = self.core.run(|c, k| match ttl {
+            // A script rather than MULTI/EXEC: a failing INCRBY (not an integer, another
+            // Redis type, overflow) must abort before the PEXPIRE touches the key.
+            Some(ttl) => INCR_WITH_TTL
+                .key(k)
+                .arg(by)
+                .arg(ttl.as_millis().max(1) as u64)
+                .arg(if keep { "NX" } else { "" })
+                .invoke(c),
+            None => redis::cmd("INCRBY").arg(k).arg(by).query(c),
         })?;
         T::from_i64(new).ok_or_else(|| crate::Error::Decode {
             key: key.to_string(),

@@ -214,6 +214,14 @@ impl Connection {
         }
     }
 
+    /// Whether `self` and `other` reach the same Redis database (the same pool, or the same
+    /// server address and database number), so that one command may read keys of both.
+    pub(crate) fn same_database(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || (self.inner.dsn.target == other.inner.dsn.target
+                && self.inner.dsn.db == other.inner.dsn.db)
+    }
+
     /// Marks `conn` broken after `e` when the error leaves the connection unusable.
     pub(crate) fn observe(&self, conn: &mut RedisConn, e: &redis::RedisError) {
         if e.is_timeout() {

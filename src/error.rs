@@ -102,6 +102,31 @@ pub enum Error {
         found: String,
     },
 
+    /// A command that combines several keys (set algebra such as `SUNION`) was given
+    /// collections that are not on the same Redis database, so no single command can see
+    /// them all.
+    #[error(
+        "cannot combine {key} (connection {connection:?}) with {other_key} (connection {other_connection:?}): they are not on the same redis database"
+    )]
+    MixedConnections {
+        /// The key of the collection the operation was called on.
+        key: String,
+        /// Its connection name.
+        connection: String,
+        /// The key of the collection on another database.
+        other_key: String,
+        /// That collection's connection name.
+        other_connection: String,
+    },
+
+    /// A sorted-set score (or score bound, or increment) is NaN, which Redis rejects;
+    /// refused before anything is sent.
+    #[error("invalid score for {key}: NaN is not a valid sorted set score")]
+    InvalidScore {
+        /// The Redis key of the sorted set.
+        key: String,
+    },
+
     /// A key could not be built: no parts at all, or an empty part.
     #[error("invalid key: {reason}")]
     InvalidKey {

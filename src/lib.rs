@@ -80,9 +80,15 @@ pub mod dsn;
 mod error;
 pub mod key;
 mod options;
+pub mod sentinel;
+pub mod set;
+pub mod sorted_set;
 
 pub use cache::RedisCache;
 pub use connection::Connection;
 pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
+pub use sentinel::SentinelCache;
+pub use set::SetCache;
+pub use sorted_set::SortedSetCache;

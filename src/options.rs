@@ -325,7 +325,7 @@ impl<C: Codec> Core<C> {
         let mut conn = resolved.connection.get()?;
         match f(&mut conn, key) {
             Ok(v) => Ok(v),
-            Err(e) if e.code() == Some("WRONGTYPE") => {
+            Err(e) if is_wrong_type(&e) => {
                 let found = redis::cmd("TYPE")
                     .arg(key)
                     .query::<String>(&mut *conn)
@@ -369,6 +369,15 @@ impl<C: Codec> Core<C> {
         let ms = ttl.as_millis().max(1) as u64;
         self.run(|c, k| redis::cmd("PEXPIRE").arg(k).arg(ms).query(c))
     }
+}
+
+/// Whether Redis refused a command for the type the key holds: a plain `WRONGTYPE` reply, or
+/// one inside a pipeline or `MULTI`/`EXEC` reply (which `RedisError::code` does not report).
+fn is_wrong_type(e: &redis::RedisError) -> bool {
+    e.code() == Some("WRONGTYPE")
+        || e.clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == "WRONGTYPE"))
 }
 
 /// The time to live of a key, as `PTTL` reports it.

@@ -14,12 +14,19 @@ use std::time::{Duration, Instant};
 use redis_caches::connection;
 
 mod cache;
+mod sentinel;
+mod sets;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let _server = ensure_default_connection()?;
 
     section("RedisCache: one typed value");
     cache::run()?;
+
+    section("SentinelCache: a set-once gate for batch jobs");
+    sentinel::run()?;
+    section("SetCache and SortedSetCache: sets and a leaderboard");
+    sets::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");
