@@ -9,10 +9,10 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use redis_caches::RedisCache;
 use redis_caches::codec::Raw;
+use redis_caches::{RedisCache, SentinelCache, SetCache, SortedSetCache};
 
-use super::{Ctx, Op, Result, Size, Workload};
+use super::{Ctx, Op, Peer, RawKey, Result, Size, Workload};
 
 /// A 24-byte value, the size of a small cached record.
 pub const VALUE: &str = "a 24-byte cached value!!";
@@ -24,7 +24,33 @@ pub const TTL: Duration = Duration::from_secs(600);
 pub fn all() -> Vec<Workload> {
     let mut all = Vec::new();
     all.extend(redis_cache());
+    all.extend(sets());
+    all.extend(sorted_sets());
+    all.extend(sentinel());
     all
+}
+
+/// Entries per call of the bulk workloads.
+pub const BULK: u64 = 100_000;
+
+/// `member:<i>`, the members and fields of the workloads.
+pub fn member(i: u64) -> String {
+    format!("member:{i}")
+}
+
+/// Sends `cmd key <args of 0..n>` in commands of 1,000 items each, one after the other (as
+/// the collections' `extend` does).
+fn batches(r: &RawKey, cmd: &str, n: u64, args: impl Fn(&mut redis::Cmd, u64)) -> Result<()> {
+    let mut conn = r.conn()?;
+    for start in (0..n).step_by(1000) {
+        let mut c = redis::cmd(cmd);
+        c.arg(&r.key);
+        for i in start..(start + 1000).min(n) {
+            args(&mut c, i);
+        }
+        c.exec(&mut *conn)?;
+    }
+    Ok(())
 }
 
 fn op(f: impl Fn(u64) -> Result<()> + Send + Sync + 'static) -> Result<Op> {
@@ -138,24 +164,258 @@ fn redis_cache() -> Vec<Workload> {
                     Ok(())
                 })
             },
+            // The crate runs INCRBY and PEXPIRE in a Lua script (EVALSHA), so that a failed
+            // INCRBY leaves the TTL alone; the raw side sends the same script.
             raw: |cx: &Ctx| {
                 let r = cx.raw();
                 let ms = TTL.as_millis() as u64;
+                let script = redis::Script::new(
+                    "local n = redis.call('INCRBY', KEYS[1], ARGV[1])\n\
+                     redis.call('PEXPIRE', KEYS[1], ARGV[2])\n\
+                     return n",
+                );
                 op(move |_| {
-                    let (n,): (i64,) = redis::pipe()
-                        .atomic()
-                        .cmd("INCRBY")
-                        .arg(&r.key)
-                        .arg(1)
-                        .cmd("PEXPIRE")
-                        .arg(&r.key)
-                        .arg(ms)
-                        .ignore()
-                        .query(&mut *r.conn()?)?;
+                    let n: i64 = script.key(&r.key).arg(1).arg(ms).invoke(&mut *r.conn()?)?;
                     black_box(n);
                     Ok(())
                 })
             },
         },
     ]
+}
+
+fn sets() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "SetCache::insert",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let s = SetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                op(move |i| {
+                    black_box(s.insert(&member(i))?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                op(move |i| {
+                    let added: bool = redis::cmd("SADD")
+                        .arg(&r.key)
+                        .arg(member(i))
+                        .query(&mut *r.conn()?)?;
+                    black_box(added);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            name: "SetCache::contains",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let s = SetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                s.extend((0..1000).map(member))?;
+                op(move |i| {
+                    // Half of the lookups hit.
+                    black_box(s.contains(member(i % 2000).as_str())?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                batches(&r, "SADD", 1000, |c, i| {
+                    c.arg(member(i));
+                })?;
+                op(move |i| {
+                    let found: bool = redis::cmd("SISMEMBER")
+                        .arg(&r.key)
+                        .arg(member(i % 2000))
+                        .query(&mut *r.conn()?)?;
+                    black_box(found);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            name: "SetCache::extend",
+            size: Size::Bulk {
+                entries: BULK,
+                peer: Peer::Sadd,
+            },
+            ours: |cx: &Ctx| {
+                let s = SetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                let members: Vec<String> = (0..BULK).map(member).collect();
+                op(move |_| {
+                    black_box(s.extend(&members)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                let members: Vec<String> = (0..BULK).map(member).collect();
+                op(move |_| {
+                    batches(&r, "SADD", BULK, |c, i| {
+                        c.arg(&members[i as usize]);
+                    })
+                })
+            },
+        },
+    ]
+}
+
+fn sorted_sets() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "SortedSetCache::insert",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let z = SortedSetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                op(move |i| {
+                    black_box(z.insert(&member(i), i as f64)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                op(move |i| {
+                    let added: bool = redis::cmd("ZADD")
+                        .arg(&r.key)
+                        .arg(i as f64)
+                        .arg(member(i))
+                        .query(&mut *r.conn()?)?;
+                    black_box(added);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            name: "SortedSetCache::pop_min",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let z = SortedSetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                z.extend((0..cx.calls).map(|i| (member(i), i as f64)))?;
+                op(move |_| {
+                    black_box(z.pop_min()?.ok_or("the sorted set ran out")?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                batches(&r, "ZADD", cx.calls, |c, i| {
+                    c.arg(i as f64).arg(member(i));
+                })?;
+                op(move |_| {
+                    let popped: Vec<(Vec<u8>, f64)> =
+                        redis::cmd("ZPOPMIN").arg(&r.key).query(&mut *r.conn()?)?;
+                    black_box(popped.first().ok_or("the sorted set ran out")?);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            name: "SortedSetCache::range",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let z = SortedSetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                z.extend((0..1000).map(|i| (member(i), i as f64)))?;
+                op(move |_| {
+                    // The first 10 of 1,000.
+                    black_box(z.range(0..10)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                batches(&r, "ZADD", 1000, |c, i| {
+                    c.arg(i as f64).arg(member(i));
+                })?;
+                op(move |_| {
+                    let page: Vec<(Vec<u8>, f64)> = redis::cmd("ZRANGE")
+                        .arg(&r.key)
+                        .arg(0)
+                        .arg(9)
+                        .arg("WITHSCORES")
+                        .query(&mut *r.conn()?)?;
+                    black_box(page);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            name: "SortedSetCache::extend",
+            size: Size::Bulk {
+                entries: BULK,
+                peer: Peer::Zadd,
+            },
+            ours: |cx: &Ctx| {
+                let z = SortedSetCache::<String>::builder(cx.key)
+                    .connection(cx.conn)
+                    .build();
+                let members: Vec<(String, f64)> =
+                    (0..BULK).map(|i| (member(i), i as f64)).collect();
+                op(move |_| {
+                    black_box(z.extend(members.iter().map(|(m, s)| (m, *s)))?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                let members: Vec<String> = (0..BULK).map(member).collect();
+                op(move |_| {
+                    batches(&r, "ZADD", BULK, |c, i| {
+                        c.arg(i as f64).arg(&members[i as usize]);
+                    })
+                })
+            },
+        },
+    ]
+}
+
+fn sentinel() -> Vec<Workload> {
+    vec![Workload {
+        // The hot path: many callers ask, the gate is already closed.
+        name: "SentinelCache::claim",
+        size: Size::Single,
+        ours: |cx: &Ctx| {
+            let gate = SentinelCache::builder(cx.key)
+                .connection(cx.conn)
+                .ttl(TTL)
+                .build();
+            gate.claim()?;
+            op(move |_| {
+                black_box(gate.claim()?);
+                Ok(())
+            })
+        },
+        raw: |cx: &Ctx| {
+            let r = cx.raw();
+            let ms = TTL.as_millis() as u64;
+            let claim = move |r: &RawKey| -> Result<Option<Vec<u8>>> {
+                Ok(redis::cmd("SET")
+                    .arg(&r.key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("GET")
+                    .arg("PX")
+                    .arg(ms)
+                    .query(&mut *r.conn()?)?)
+            };
+            claim(&r)?;
+            op(move |_| {
+                black_box(claim(&r)?);
+                Ok(())
+            })
+        },
+    }]
 }
