@@ -133,12 +133,15 @@ struct Row {
     threads: usize,
     ours: Option<Summary>,
     raw: Option<Summary>,
+    /// The median over rounds of crate time / raw time, each round's two runs back to back
+    /// (steadier than a ratio of medians when the machine's load drifts).
+    ratio: Option<f64>,
 }
 
 impl Row {
     /// crate time / raw time.
     fn ratio(&self) -> Option<f64> {
-        Some(self.raw.as_ref()?.per_second / self.ours.as_ref()?.per_second)
+        self.ratio
     }
 }
 
@@ -155,10 +158,23 @@ fn measure(env: &Env, a: &Args, w: &Workload, calls: u64, threads: usize) -> Res
             runs.entry(side.name()).or_default().push(m);
         }
     }
+    let ratio = match (runs.get("crate"), runs.get("raw")) {
+        (Some(ours), Some(raw)) => {
+            let mut ratios: Vec<f64> = ours
+                .iter()
+                .zip(raw)
+                .map(|(o, r)| o.elapsed.as_secs_f64() / r.elapsed.as_secs_f64())
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            ratios.get(ratios.len() / 2).copied()
+        }
+        _ => None,
+    };
     Ok(Row {
         threads,
         ours: runs.get("crate").and_then(|r| Summary::of(r)),
         raw: runs.get("raw").and_then(|r| Summary::of(r)),
+        ratio,
     })
 }
 
@@ -181,7 +197,9 @@ fn rate(v: f64) -> String {
 
 fn print_single(w: &Workload, rows: &[Row], ops: u64) {
     println!("\n### {}\n", w.name);
-    println!("{ops} calls per run, median of the runs.\n");
+    println!(
+        "{ops} calls per run; ops/s: median of the runs; crate/raw: median of back-to-back pairs.\n"
+    );
     println!(
         "| threads | crate/raw time | crate ops/s | raw ops/s | crate commands/op | raw commands/op | crate round trips/op | raw round trips/op |"
     );
@@ -203,7 +221,9 @@ fn print_single(w: &Workload, rows: &[Row], ops: u64) {
 
 fn print_bulk(w: &Workload, row: &Row, entries: u64, peer: Option<(Peer, f64)>) {
     println!("\n### {}\n", w.name);
-    println!("{entries} entries per call, median of the runs.\n");
+    println!(
+        "{entries} entries per call; entries/s: median of the runs; crate/raw: median of back-to-back pairs.\n"
+    );
     println!(
         "| crate/raw time | crate entries/s | raw entries/s | crate vs redis-benchmark -P 64 | crate commands/call | raw commands/call |"
     );
