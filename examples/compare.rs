@@ -9,8 +9,8 @@
 //! cargo run --release --example compare -- SetCache::extend   # exactly this one
 //! ```
 //!
-//! Other options: `--ops N` (calls per single-element run), `--rounds N` (runs per side; the
-//! median is shown), `--threads 1,4`, `--side crate|raw` (one side only, e.g. under
+//! Other options: `--ops N` (calls per single-element run), `--bulk-calls N` (calls per bulk
+//! run), `--rounds N` (runs per side; the median is shown), `--threads 1,4`, `--side crate|raw` (one side only, e.g. under
 //! `valgrind --tool=callgrind`), `--no-redis-benchmark`.
 //!
 //! For each workload it prints, ratios first: crate time / raw time, operations per second of
@@ -53,7 +53,7 @@ fn parse_args() -> Result<Args> {
         redis_benchmark: true,
         filters: Vec::new(),
     };
-    let (mut ops, mut rounds) = (None, None);
+    let (mut ops, mut rounds, mut bulk_calls) = (None, None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("{arg} needs a value"));
@@ -63,6 +63,7 @@ fn parse_args() -> Result<Args> {
             "--no-redis-benchmark" => a.redis_benchmark = false,
             "--ops" => ops = Some(value()?.parse()?),
             "--rounds" => rounds = Some(value()?.parse()?),
+            "--bulk-calls" => bulk_calls = Some(value()?.parse()?),
             "--threads" => {
                 a.threads = value()?
                     .split(',')
@@ -78,7 +79,7 @@ fn parse_args() -> Result<Args> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: compare [--quick] [--python] [--ops N] [--rounds N] [--threads 1,2,4,8] \
+                    "usage: compare [--quick] [--python] [--ops N] [--bulk-calls N] [--rounds N] [--threads 1,2,4,8] \
                      [--side crate|raw] [--no-redis-benchmark] [NAME-FILTER...]"
                 );
                 std::process::exit(0);
@@ -90,7 +91,7 @@ fn parse_args() -> Result<Args> {
     a.quick = quick;
     a.ops = ops.unwrap_or(if quick { 2_000 } else { 5_000 });
     a.rounds = rounds.unwrap_or(if quick { 1 } else { 7 });
-    a.bulk_calls = if quick { 1 } else { 3 };
+    a.bulk_calls = bulk_calls.unwrap_or(if quick { 1 } else { 3 });
     Ok(a)
 }
 
