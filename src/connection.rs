@@ -273,6 +273,13 @@ fn tls_client(
     port: u16,
     tls: &crate::dsn::TlsOptions,
 ) -> Result<redis::Client> {
+    // rustls panics at the first handshake when the process has no default crypto provider
+    // and cannot pick one from its crate features (none enabled by `redis`, or both `ring`
+    // and `aws-lc-rs` enabled by the application). Install ring unless the application
+    // installed one already; losing that race to another thread is fine.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
     let read = |what: &str, path: &std::path::Path| {
         std::fs::read(path).map_err(|e| {
             Error::config(

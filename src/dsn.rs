@@ -165,41 +165,39 @@ impl Dsn {
             return Err(err("the #fragment naming the connection is empty".into()));
         }
 
-        let (target, tls, path_db) =
-            match url.scheme() {
-                "redis" | "rediss" => {
-                    let host = match url.host_str() {
-                        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
-                        _ => return Err(err("the URL names no host".into())),
-                    };
-                    let port = url.port().unwrap_or(defaults::PORT);
-                    let db =
-                        match url.path().trim_start_matches('/') {
-                            "" => None,
-                            p => Some(p.parse::<i64>().ok().filter(|db| *db >= 0).ok_or_else(
-                                || err(format!("the database {p:?} is not a number")),
-                            )?),
-                        };
-                    let tls = (url.scheme() == "rediss").then(TlsOptions::default);
-                    let target = Target::Tcp {
-                        host: host.to_string(),
-                        port,
-                    };
-                    (target, tls, db)
+        let (target, tls, path_db) = match url.scheme() {
+            "redis" | "rediss" => {
+                let host = match url.host_str() {
+                    Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
+                    _ => return Err(err("the URL names no host".into())),
+                };
+                let port = url.port().unwrap_or(defaults::PORT);
+                let db = match url.path().trim_start_matches('/') {
+                    "" => None,
+                    p => Some(p.parse::<i64>().ok().filter(|db| *db >= 0).ok_or_else(|| {
+                        err(format!("the database {} is not a number", shown(p)))
+                    })?),
+                };
+                let tls = (url.scheme() == "rediss").then(TlsOptions::default);
+                let target = Target::Tcp {
+                    host: host.to_string(),
+                    port,
+                };
+                (target, tls, db)
+            }
+            "redis+unix" | "unix" => {
+                let path = percent_decode(url.path()).map_err(&err)?;
+                if path.is_empty() || path == "/" {
+                    return Err(err("the unix URL names no socket path".into()));
                 }
-                "redis+unix" | "unix" => {
-                    let path = percent_decode(url.path()).map_err(&err)?;
-                    if path.is_empty() || path == "/" {
-                        return Err(err("the unix URL names no socket path".into()));
-                    }
-                    (Target::Unix(PathBuf::from(path)), None, None)
-                }
-                other => {
-                    return Err(err(format!(
-                        "unknown scheme {other:?} (expected redis, rediss, redis+unix or unix)"
-                    )));
-                }
-            };
+                (Target::Unix(PathBuf::from(path)), None, None)
+            }
+            other => {
+                return Err(err(format!(
+                    "unknown scheme {other:?} (expected redis, rediss, redis+unix or unix)"
+                )));
+            }
+        };
 
         let mut dsn = Dsn {
             name,
@@ -225,10 +223,17 @@ impl Dsn {
                 &*key
             };
             if seen.insert(canonical.to_string(), ()).is_some() {
-                return Err(err(format!("the option {key:?} is given twice")));
+                return Err(err(format!("the option {} is given twice", shown(&key))));
             }
             dsn.apply_option(&key, &value, path_db.is_some())
-                .map_err(|problem| err(format!("option {key:?}: {problem}")))?;
+                .map_err(|problem| {
+                    let problem = if value.contains('@') {
+                        format!("the value {} is invalid", shown(&value))
+                    } else {
+                        problem
+                    };
+                    err(format!("option {}: {problem}", shown(&key)))
+                })?;
         }
         if let Some(tls) = &dsn.tls
             && tls.cert_file.is_some() != tls.key_file.is_some()
@@ -565,6 +570,19 @@ fn percent_decode(s: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| "a %-escape in the URL is not UTF-8".to_string())
 }
 
+/// `value` quoted for an error message, unless it contains `@`: then the URL most likely has a
+/// password with an unescaped `/`, `?` or `#` in it, which split the password into the path,
+/// query or fragment, and echoing the value would leak part of it.
+fn shown(value: &str) -> String {
+    if value.contains('@') {
+        "(not shown: it contains '@', so it may hold part of a password; percent-encode \
+         '/', '?', '#' and '@' in passwords)"
+            .to_string()
+    } else {
+        format!("{value:?}")
+    }
+}
+
 /// The URL with its password replaced by `***`.
 fn redact(url: &url::Url) -> String {
     let mut shown = url.clone();
@@ -576,15 +594,15 @@ fn redact(url: &url::Url) -> String {
     s.replace("%2A%2A%2A", "***")
 }
 
-/// A best-effort redaction of a string that did not parse as a URL: drop everything between
-/// `://` and the last `@` of the authority.
+/// A redaction of a string that did not parse as a URL: drop everything between `://` and the
+/// last `@` of the string. Not only of the authority: a password with an unescaped `/`, `?` or
+/// `#` (common in generated passwords) ends the authority early, and its rest would be shown.
 fn redact_raw(raw: &str) -> String {
     let Some(start) = raw.find("://").map(|i| i + 3) else {
         return "(unparsable)".to_string();
     };
     let rest = &raw[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{}***@{}", &raw[..start], &rest[at + 1..]),
         None => raw.to_string(),
     }
@@ -652,6 +670,25 @@ mod tests {
         let e = Dsn::parse("redis://user:hunter2@h:notaport/0").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
         assert!(!format!("{e:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unescaped_separators_in_passwords_are_not_echoed() {
+        // A '/', '?' or '#' in a password ends the authority early: the URL then fails to
+        // parse, or its path, query or fragment holds the rest of the password.
+        for (dsn, rest) in [
+            ("redis://user:ab/cd-hunter2@h:1/0", "hunter2"),
+            ("redis://user:ab?cd-hunter2@h", "hunter2"),
+            ("redis://user:ab#cd-hunter2@h", "hunter2"),
+            ("redis://u:12/hunter2@h", "hunter2"),
+            ("redis://u:12?timeout=hunter2@h", "hunter2"),
+            ("redis://u:12?x=hunter2@h", "hunter2"),
+        ] {
+            let e = Dsn::parse(dsn).unwrap_err();
+            for shown in [e.to_string(), format!("{e:?}")] {
+                assert!(!shown.contains(rest), "{dsn}: {shown}");
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! - [Keys](#keys)
 //! - [Encoding](#encoding)
 //! - [Errors](#errors)
+//! - [Failure modes](#failure-modes)
 //! - [Features](#features)
 //!
 //! # Quick start
@@ -66,6 +67,39 @@
 //! [`Error::is_decode`], [`Error::is_config`]. Operations time out after the DSN's `timeout`
 //! (1 s by default) instead of hanging.
 //!
+//! # Failure modes
+//!
+//! A cache sits on every request path, so each fault ends in a typed [`Error`] within a bound
+//! the DSN sets (`timeout`, `pool_timeout`, `connect_timeout`), never in a hang or a panic, and
+//! the same handles work again once the fault is gone: nothing needs rebuilding.
+//!
+//! | Fault | What the caller sees |
+//! |---|---|
+//! | Server down, killed, or unreachable | [`Error::Pool`] ([`is_connection`](Error::is_connection), [`is_timeout`](Error::is_timeout)) with the last connect error, after at most `pool_timeout`; a call already on a connection that breaks gets [`Error::Redis`] (`is_connection`). Once the server is back, the next calls succeed: broken connections, and idle ones opened before the failure, are discarded. |
+//! | Server stalled (overloaded, `SIGSTOP`, network partition) | [`Error::Redis`] with `is_timeout` after the operation `timeout` (1 s by default); that connection is discarded, so a late reply is never read as the answer to another command. With `timeout=0` calls wait as long as the server does. |
+//! | Every pooled connection in use | [`Error::Pool`] ("all N connections of the pool are in use", `is_timeout`) after `pool_timeout`, not a deadlock. |
+//! | Wrong password, unknown ACL user, missing `AUTH` | An error with [`is_auth`](Error::is_auth); the message never contains the password. |
+//! | TLS: a server certificate from an unknown CA, or no client certificate where the server requires one | [`Error::Pool`] (`is_connection`) with the TLS error. Verification is on unless the DSN says `tls_insecure=true`. An unreadable `tls_ca`/`tls_cert`/`tls_key` file is an [`Error::Config`] when the connection is opened. |
+//! | Bytes another program, another type or another codec wrote, or corrupt bytes | [`Error::Decode`] naming the key; never a wrong value. |
+//! | The key holds another Redis type | [`Error::WrongType`] naming the key, the expected and the found type. |
+//! | A value over the collection's `max_value_size` | [`Error::ValueTooLarge`] before anything is sent; the stored value is untouched. |
+//! | A value over the server's `proto-max-bulk-len` | [`Error::Redis`] naming the key; the connection is replaced and the next calls work. |
+//! | An invalid DSN or `CACHES_DSN*` variable | [`Error::Config`] naming the variable or connection, never the password (not even when an unescaped `/`, `?` or `#` splits it). |
+//!
+//! No `Debug` or `Display` output, error message or source error of the crate contains a
+//! password: DSNs show `***` in its place, and values that might hold part of one are not
+//! quoted.
+//!
+//! ## What the crate trusts
+//!
+//! Values are decoded only with the codec the collection was built with: postcard, raw and JSON
+//! are data formats, and decoding them never executes code, unlike pickle in the Python
+//! originals, where whoever can write to Redis can run code in every reader. Bytes that the codec
+//! did not write for the collection's type give [`Error::Decode`]. The postcard header's type
+//! fingerprint guards against mistakes (another type, another program), not against an
+//! attacker: anyone who can write to your Redis can store valid values, so Redis access, and its
+//! credentials and TLS, remain the trust boundary.
+//!
 //! # Features
 //!
 //! - `tls`: `rediss://` connections through rustls.
@@ -76,6 +110,7 @@
 pub mod cache;
 pub mod codec;
 pub mod connection;
+pub mod dict;
 pub mod dsn;
 mod error;
 pub mod key;
@@ -86,6 +121,7 @@ pub mod sorted_set;
 
 pub use cache::RedisCache;
 pub use connection::Connection;
+pub use dict::DictCache;
 pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use redis_caches::connection;
 
 mod cache;
+mod dict;
 mod sentinel;
 mod sets;
 
@@ -23,10 +24,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     section("RedisCache: one typed value");
     cache::run()?;
 
-    section("SentinelCache: a set-once gate for batch jobs");
-    sentinel::run()?;
+    section("DictCache: a typed map in a Redis hash");
+    dict::run()?;
+
     section("SetCache and SortedSetCache: sets and a leaderboard");
     sets::run()?;
+
+    section("SentinelCache: a set-once gate for batch jobs");
+    sentinel::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");

@@ -5,6 +5,8 @@
 //! helper.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -267,6 +269,29 @@ impl RedisServer {
             }
         }
         diff
+    }
+}
+
+impl RedisServer {
+    /// Runs `f` and returns how many times the server read from a client socket meanwhile
+    /// (`total_reads_processed` in `INFO stats`), without the reads of this helper's own
+    /// `INFO`. A command or pipeline sent in one write and answered before the next is one
+    /// read: this counts round trips. Warm the pool up first, since opening a connection
+    /// costs reads of its own.
+    pub fn count_round_trips(&self, f: impl FnOnce()) -> u64 {
+        let mut raw = self.raw();
+        let read = |raw: &mut redis::Connection| -> u64 {
+            let info: String = redis::cmd("INFO").arg("stats").query(raw).expect("INFO");
+            info.lines()
+                .find_map(|l| l.strip_prefix("total_reads_processed:"))
+                .and_then(|n| n.trim().parse().ok())
+                .expect("total_reads_processed in INFO stats (Redis 6.0+)")
+        };
+        let before = read(&mut raw);
+        f();
+        let after = read(&mut raw);
+        // `after` counts the read of the second INFO itself.
+        after - before - 1
     }
 }
 
