@@ -162,7 +162,7 @@ def define_workloads():
         d = pottery.RedisDict({f"field:{j}": VALUE for j in range(1000)}, redis=cx.redis, key=cx.key)
         return lambda i: d[f"field:{i % 1000}"]
 
-    @workload("DictCache::insert", "caches", "d[field] = v: MULTI/HSET/EXEC")
+    @workload("DictCache::set", "caches", "d[field] = v: MULTI/HSET/EXEC")
     def _(cx):
         d = DictCache(cx.key)
 
@@ -170,7 +170,7 @@ def define_workloads():
             d[f"field:{i}"] = VALUE
         return op
 
-    @workload("DictCache::insert", "pottery", "RedisDict[field] = v: HSET")
+    @workload("DictCache::set", "pottery", "RedisDict[field] = v: HSET")
     def _(cx):
         d = pottery.RedisDict(redis=cx.redis, key=cx.key)
 

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use redis_caches::codec::Raw;
-use redis_caches::{RedisCache, SentinelCache, SetCache, SortedSetCache};
+use redis_caches::{DictCache, RedisCache, SentinelCache, SetCache, SortedSetCache};
 
 use super::{Ctx, Op, Peer, RawKey, Result, Size, Workload};
 
@@ -24,6 +24,7 @@ pub const TTL: Duration = Duration::from_secs(600);
 pub fn all() -> Vec<Workload> {
     let mut all = Vec::new();
     all.extend(redis_cache());
+    all.extend(dicts());
     all.extend(sets());
     all.extend(sorted_sets());
     all.extend(sentinel());
@@ -418,4 +419,180 @@ fn sentinel() -> Vec<Workload> {
             })
         },
     }]
+}
+
+/// A `DictCache<String, String>` of `member:<i>` -> [`VALUE`] for `i` in `0..n`.
+fn dict(cx: &Ctx, n: u64) -> Result<DictCache<String, String>> {
+    let d = DictCache::builder(cx.key).connection(cx.conn).build();
+    d.extend((0..n).map(|i| (member(i), VALUE.to_string())))?;
+    Ok(d)
+}
+
+/// The raw side of [`dict`]: `HSET key member:<i> VALUE ...`, 1,000 pairs a command.
+fn raw_dict(r: &RawKey, n: u64) -> Result<()> {
+    batches(r, "HSET", n, |c, i| {
+        c.arg(member(i)).arg(VALUE);
+    })
+}
+
+fn dicts() -> Vec<Workload> {
+    vec![
+        Workload {
+            name: "DictCache::get",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let d = dict(cx, 1000)?;
+                op(move |i| {
+                    black_box(d.get(member(i % 1000).as_str())?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                raw_dict(&r, 1000)?;
+                op(move |i| {
+                    let v: Option<Vec<u8>> = redis::cmd("HGET")
+                        .arg(&r.key)
+                        .arg(member(i % 1000))
+                        .query(&mut *r.conn()?)?;
+                    black_box(v);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            // insert returns the replaced value, like HashMap::insert: MULTI/HGET/HSET/EXEC.
+            name: "DictCache::insert",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let d = dict(cx, 0)?;
+                op(move |i| {
+                    black_box(d.insert(member(i).as_str(), VALUE)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                op(move |i| {
+                    let field = member(i);
+                    let (old,): (Option<Vec<u8>>,) = redis::pipe()
+                        .atomic()
+                        .cmd("HGET")
+                        .arg(&r.key)
+                        .arg(&field)
+                        .cmd("HSET")
+                        .arg(&r.key)
+                        .arg(&field)
+                        .arg(VALUE)
+                        .ignore()
+                        .query(&mut *r.conn()?)?;
+                    black_box(old);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            // set does not read the old value: a plain HSET.
+            name: "DictCache::set",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let d = dict(cx, 0)?;
+                op(move |i| {
+                    black_box(d.set(member(i).as_str(), VALUE)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                op(move |i| {
+                    let added: u32 = redis::cmd("HSET")
+                        .arg(&r.key)
+                        .arg(member(i))
+                        .arg(VALUE)
+                        .query(&mut *r.conn()?)?;
+                    black_box(added);
+                    Ok(())
+                })
+            },
+        },
+        Workload {
+            name: "DictCache::iterate",
+            size: Size::Bulk {
+                entries: BULK,
+                peer: Peer::Hscan,
+            },
+            ours: |cx: &Ctx| {
+                let d = dict(cx, BULK)?;
+                op(move |_| {
+                    let mut n = 0;
+                    for entry in d.iter() {
+                        black_box(entry?);
+                        n += 1;
+                    }
+                    check_count(n)
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                raw_dict(&r, BULK)?;
+                op(move |_| {
+                    let mut conn = r.conn()?;
+                    let (mut cursor, mut n) = (0u64, 0);
+                    loop {
+                        let (next, items): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
+                            .arg(&r.key)
+                            .arg(cursor)
+                            .arg("COUNT")
+                            .arg(1000)
+                            .query(&mut *conn)?;
+                        n += items.len() as u64 / 2;
+                        black_box(items);
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                    check_count(n)
+                })
+            },
+        },
+        Workload {
+            name: "DictCache::extend",
+            size: Size::Bulk {
+                entries: BULK,
+                peer: Peer::Hset,
+            },
+            ours: |cx: &Ctx| {
+                let d = dict(cx, 0)?;
+                op(move |_| Ok(d.extend((0..BULK).map(|i| (member(i), VALUE.to_string())))?))
+            },
+            // As the crate does: 8 HSETs of 512 pairs per round trip.
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                op(move |_| {
+                    let mut conn = r.conn()?;
+                    for start in (0..BULK).step_by(4096) {
+                        let mut pipe = redis::pipe();
+                        for from in (start..(start + 4096).min(BULK)).step_by(512) {
+                            let cmd = pipe.cmd("HSET").arg(&r.key);
+                            for i in from..(from + 512).min(BULK) {
+                                cmd.arg(member(i)).arg(VALUE);
+                            }
+                            cmd.ignore();
+                        }
+                        pipe.exec(&mut *conn)?;
+                    }
+                    Ok(())
+                })
+            },
+        },
+    ]
+}
+
+/// An iteration must see every entry (HSCAN may repeat some, never miss one).
+fn check_count(n: u64) -> Result<()> {
+    if n < BULK {
+        return Err(format!("iterated {n} entries, expected {BULK}").into());
+    }
+    Ok(())
 }
