@@ -287,11 +287,16 @@ where
     {
         let field = self.field(key)?;
         let value = self.value(value)?;
-        let (added,): (u32,) = self.core.run(|c, k| {
-            let mut pipe = self.core.write_pipe();
-            pipe.cmd("HSET").arg(k).arg(&field).arg(&value);
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query(c)
+        let added: u32 = self.core.run(|c, k| {
+            if self.core.has_ttl() {
+                let mut pipe = self.core.write_pipe();
+                pipe.cmd("HSET").arg(k).arg(&field).arg(&value);
+                self.core.add_ttl(&mut pipe, k);
+                pipe.query::<(u32,)>(c).map(|(n,)| n)
+            } else {
+                // A lone command skips the pipeline's packing and reply bookkeeping.
+                redis::cmd("HSET").arg(k).arg(&field).arg(&value).query(c)
+            }
         })?;
         Ok(added > 0)
     }
