@@ -24,8 +24,15 @@
 //! (`alloc::vec::Vec<my_app::User>` becomes `Vec<User>`), so moving a type between modules
 //! keeps its data readable while changing its name, or reading it as another type, is
 //! detected. Decoding checks the magic, the version, the fingerprint and that the body is
-//! consumed exactly; anything else is a [`CodecError`], never a panic or a wrong value.
-//! Decoding never runs code (unlike pickle in the Python originals).
+//! consumed exactly; anything else is a [`CodecError`], never a panic. Decoding never runs
+//! code (unlike pickle in the Python originals).
+//!
+//! One limit, from postcard itself: behind a valid header, a few non-canonical bodies that
+//! this crate never writes still decode (an integer or length written as an overlong varint,
+//! map keys out of order, a `char` followed by extra bytes). They cannot arise from this crate
+//! or from bytes written for another type; only deliberate tampering produces them. Checking
+//! by re-encoding is not possible in general, since types such as `HashMap` do not encode
+//! deterministically.
 //!
 //! # Writing your own codec
 //!

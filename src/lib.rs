@@ -1,15 +1,21 @@
 //! Typed, Redis-backed collections and caches with a synchronous API.
 //!
 //! `redis_caches` puts Redis behind the data structures you already know: a single value
-//! ([`RedisCache`]). Handles are cheap views of shared remote state: every thread and every
-//! process that builds one with the same key sees the same data.
+//! with atomic counters ([`RedisCache`]), a map ([`DictCache`]), a set ([`SetCache`]), a sorted
+//! set ([`SortedSetCache`]), a set-once gate for batch jobs ([`SentinelCache`]), and memoized
+//! functions with stale-while-revalidate and a cross-process stampede lock ([`Memo`]).
+//! Handles are cheap views of shared remote state: every thread and every process that builds
+//! one with the same key sees the same data. The API is synchronous; connections are r2d2
+//! pools configured from `CACHES_DSN` and `CACHES_DSN_n`.
 //!
 //! # Contents
 //!
 //! - [Quick start](#quick-start)
+//! - [Types](#types)
 //! - [Connections](#connections)
 //! - [Keys](#keys)
 //! - [Encoding](#encoding)
+//! - [Memoization](#memoization)
 //! - [Errors](#errors)
 //! - [Failure modes](#failure-modes)
 //! - [Features](#features)
@@ -23,6 +29,42 @@
 //! let motd: RedisCache<String> = RedisCache::new(["site", "motd"]);
 //! motd.set("hello")?;
 //! assert_eq!(motd.get()?.as_deref(), Some("hello"));
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! # Types
+//!
+//! | Type | Like | Redis type | Commands (one round trip per single-element operation) |
+//! |---|---|---|---|
+//! | [`RedisCache<T>`] | `Option<T>` | string | `GET`, `SET [PX]`, `DEL`, `SET NX GET`, `INCRBY` |
+//! | [`DictCache<K, V>`] | `HashMap<K, V>` | hash | `HGET`, `HSET`, `HDEL`, `HEXISTS`, `HLEN`, `HMGET`, `HSCAN` |
+//! | [`SetCache<T>`] | `HashSet<T>` | set | `SADD`, `SREM`, `SISMEMBER`, `SCARD`, `SPOP`, `SSCAN`, `SUNION`/`SINTER`/`SDIFF` |
+//! | [`SortedSetCache<T>`] | `BTreeMap` by score | zset | `ZADD`, `ZINCRBY`, `ZSCORE`, `ZRANK`, `ZPOPMIN`/`ZPOPMAX`, `ZRANGE` |
+//! | [`SentinelCache`] | a set-once flag | string | `SET NX`, `EXISTS`, `DEL` |
+//! | [`Memo<A, R>`](Memo) | a memoized `Fn(A) -> R` | string per arguments, lock, stats hash | one Lua script per call |
+//!
+//! Every type is built the same way: `Type::new(key)` (infallible, no I/O) or
+//! `Type::builder(key)` to choose the connection, a prefix, a TTL and its
+//! [`TtlPolicy`], or a codec. Every write applies the TTL in the same round trip (in
+//! `MULTI`/`EXEC` or a script where atomicity matters), bulk operations pipeline in batches,
+//! and iteration streams with `HSCAN`/`SSCAN`/ranged reads in bounded memory, yielding
+//! `Result` items. The crate never sends `KEYS`. Each method's documentation names the commands
+//! and round trips it costs.
+//!
+//! ```no_run
+//! use redis_caches::{DictCache, SentinelCache};
+//!
+//! let ages: DictCache<String, u32> = DictCache::new(["foo", "bar"]);
+//! ages.insert("ada", &36)?;
+//! for entry in &ages {
+//!     let (name, age) = entry?;
+//!     println!("{name}: {age}");
+//! }
+//!
+//! // A batch job that must run once, whichever process gets there first.
+//! if SentinelCache::new(["jobs", "2026-11-21"]).claim()? {
+//!     println!("running the nightly job");
+//! }
 //! # Ok::<(), redis_caches::Error>(())
 //! ```
 //!
@@ -59,6 +101,74 @@
 //! [`Error::Decode`] instead of a wrong value. [`Raw`](codec::Raw) stores integers, floats,
 //! strings and bytes as Redis-native values, which counters need (`INCRBY`) and `redis-cli`
 //! shows readably. Decoding never executes code.
+//!
+//! # Memoization
+//!
+//! [`Memo`] caches a function's results in Redis, for every thread and process at once. One
+//! statement declares it, around a closure:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_caches::Memo;
+//!
+//! fn fetch_price(id: u64) -> f64 { id as f64 * 1.5 } // a slow call in real life
+//!
+//! let price = Memo::builder("price", |id: u64| fetch_price(id))
+//!     .ttl(Duration::from_secs(600))      // kept for ten minutes...
+//!     .refresh(Duration::from_secs(60))   // ...fresh for one, then refreshed in the background
+//!     .build();
+//! let p = price.call(7)?;                 // computed once, then read from Redis
+//! price.forget(&7)?;                      // after item 7 changed
+//! let raw = price.call_uncached(7);       // the function itself, no cache
+//! println!("{:?}", price.stats()?);       // hits, misses, stale hits, ... over all processes
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! Or as an item, with [`memoize!`]:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! redis_caches::memoize! {
+//!     /// The price of an item, cached for a minute.
+//!     #[memo(PRICE, ttl(Duration::from_secs(60)))]
+//!     pub fn price(id: u64) -> f64 { id as f64 * 1.5 }
+//! }
+//! let p = price(7)?;
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! What it does, and what the Python originals did differently:
+//!
+//! - **Keys** are `{memo:<name>}.v.<args>`: the name is the function's namespace, the
+//!   arguments are their [postcard](https://docs.rs/postcard) bytes, escaped (or hashed,
+//!   projected to the arguments that matter, built by your function, or a template such as
+//!   `"item:{id}"`), so keys are the same in every process and build and two functions never
+//!   collide (`rediscache` keyed on `str()` of the values, without the function's module).
+//! - **Fallible functions** ([`Memo::try_builder`]): errors are returned, never cached.
+//!   `None` results are cached unless [`skip_none`](MemoBuilder::skip_none).
+//! - **Stale-while-revalidate**: a result older than `refresh` is returned at once and
+//!   recomputed in the background, on a bounded [`RefreshPool`](memo::RefreshPool). A
+//!   failed refresh keeps the stale result until the TTL, and is counted; the default value
+//!   is never stored (`rediscache` cached it, poisoning the entry).
+//! - **One computation at a time** per arguments across all processes: a lock with an owner
+//!   token (`SET NX PX`, released only by its owner, inside a Lua script) and a timeout after
+//!   which another caller may try. Callers that miss while another computes wait for its
+//!   result (single flight), or get the [default value](MemoBuilder::default_value) at once.
+//! - **Statistics** ([`MemoStats`]) live in one Redis hash per function, so all processes add
+//!   up; [`reset_stats`](Memo::reset_stats) reads and zeroes them atomically.
+//! - **One round trip** for a fresh or a stale hit: the read, the statistics and the lock
+//!   attempt run in one script (`rediscache` paid three round trips per hit).
+//! - **Switches**: [`Memo::disable`] per function and [`memo::disable_all`] per process turn
+//!   the cache off (for tests); [`WhenUnavailable`](memo::WhenUnavailable) chooses between
+//!   returning the connection error (default) and computing without the cache when Redis is
+//!   down.
+//! - **Flask-CacheOBJ's strategies**: a counter changed in place
+//!   ([`build_counter`](MemoBuilder::build_counter)), a real Redis list, ordered, with its TTL
+//!   ([`build_list`](MemoBuilder::build_list)), a field of one hash
+//!   ([`build_hash_field`](MemoBuilder::build_hash_field)), and
+//!   [`forget_after`](Memo::forget_after) for functions that change what another cached.
+//!
+//! [`memo`] has the key layout and the cost of each case.
 //!
 //! # Errors
 //!
@@ -114,6 +224,7 @@ pub mod dict;
 pub mod dsn;
 mod error;
 pub mod key;
+pub mod memo;
 mod options;
 pub mod sentinel;
 pub mod set;
@@ -124,6 +235,7 @@ pub use connection::Connection;
 pub use dict::DictCache;
 pub use dsn::Dsn;
 pub use error::{Error, Result};
+pub use memo::{Memo, MemoBuilder, MemoStats};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
 pub use sentinel::SentinelCache;
 pub use set::SetCache;

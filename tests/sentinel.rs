@@ -68,6 +68,27 @@ fn record(raw: &mut redis::Connection, run: &str, who: &str, won: &[usize]) {
 #[test]
 fn exactly_one_claim_per_key_across_threads_and_processes() {
     let server = RedisServer::start();
+    // Exclusivity is checked on every run. On a loaded machine one process can, rarely, win
+    // every gate before the other gets going; such a run proves exclusivity but not under
+    // contention, so the race runs again on fresh gates (at most 5 times) until both
+    // processes have won some.
+    for attempt in 1..=5 {
+        let (mine, theirs) = race_two_processes(&server);
+        if !mine.is_empty() && !theirs.is_empty() {
+            return;
+        }
+        eprintln!(
+            "attempt {attempt}: parent won {}, child {}: no contention, racing again",
+            mine.len(),
+            theirs.len()
+        );
+    }
+    panic!("in 5 runs, one process always won every gate: the race never had contention");
+}
+
+/// One race of this process and a child over fresh gates; checks that every gate was won
+/// exactly once, and returns the gates each process won.
+fn race_two_processes(server: &RedisServer) -> (HashSet<usize>, HashSet<usize>) {
     let run = support::unique("race");
     let child = support::child_process(
         "child_races_on_the_gates",
@@ -103,12 +124,6 @@ fn exactly_one_claim_per_key_across_threads_and_processes() {
     );
     let all: HashSet<usize> = mine.union(&theirs).copied().collect();
     assert_eq!(all.len(), KEYS, "every gate is won by someone");
-    assert!(
-        !theirs.is_empty() && !mine.is_empty(),
-        "both processes raced (parent won {}, child {})",
-        mine.len(),
-        theirs.len()
-    );
     // Every gate is now closed.
     assert!(gate(&conn, (run.as_str(), "gate", 0)).is_set().unwrap());
     assert!(
@@ -116,6 +131,7 @@ fn exactly_one_claim_per_key_across_threads_and_processes() {
             .claim()
             .unwrap()
     );
+    (mine, theirs)
 }
 
 #[test]

@@ -15,6 +15,7 @@ use redis_caches::connection;
 
 mod cache;
 mod dict;
+mod memo;
 mod sentinel;
 mod sets;
 
@@ -32,6 +33,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     section("SentinelCache: a set-once gate for batch jobs");
     sentinel::run()?;
+
+    section("Memo: memoized functions");
+    memo::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");
