@@ -264,7 +264,7 @@ def define_workloads():
         return lambda i: bool(gate)
 
     # memoized function, fresh hit
-    @workload("memoized fresh hit", "caches", "@cached(Cache, key=...) hit: GET")
+    @workload("Memo::call fresh hit", "caches", "@cached(Cache, key=...) hit: GET")
     def _(cx):
         @cached(Cache, key=lambda n: [cx.key, n], ttl=TTL)
         def square(n):
@@ -272,7 +272,7 @@ def define_workloads():
         square(7)
         return lambda i: square(7)
 
-    @workload("memoized fresh hit", "pottery", "@redis_cache(timeout=600) hit: HGET, then EXPIRE")
+    @workload("Memo::call fresh hit", "pottery", "@redis_cache(timeout=600) hit: HGET, then EXPIRE")
     def _(cx):
         @pottery.redis_cache(redis=cx.redis, key=cx.key, timeout=TTL)
         def square(n):

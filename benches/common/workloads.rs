@@ -10,6 +10,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use redis_caches::codec::Raw;
+use redis_caches::memo::Memo;
 use redis_caches::{DictCache, RedisCache, SentinelCache, SetCache, SortedSetCache};
 
 use super::{Ctx, Op, Peer, RawKey, Result, Size, Workload};
@@ -28,6 +29,7 @@ pub fn all() -> Vec<Workload> {
     all.extend(sets());
     all.extend(sorted_sets());
     all.extend(sentinel());
+    all.extend(memo());
     all
 }
 
@@ -595,4 +597,49 @@ fn check_count(n: u64) -> Result<()> {
         return Err(format!("iterated {n} entries, expected {BULK}").into());
     }
     Ok(())
+}
+
+fn memo() -> Vec<Workload> {
+    vec![Workload {
+        // A memoized function's fresh hit, statistics on (the default): the crate's read
+        // script (EVALSHA: GET, HINCRBY hits). The raw side does the same work with plain
+        // commands: GET and HINCRBY, pipelined in one round trip.
+        name: "Memo::call fresh hit",
+        size: Size::Single,
+        ours: |cx: &Ctx| {
+            let square = Memo::builder(cx.key, |n: u64| n * n)
+                .connection(cx.conn)
+                .ttl(TTL)
+                .build();
+            square.call(7)?;
+            op(move |_| {
+                black_box(square.call(7)?);
+                Ok(())
+            })
+        },
+        raw: |cx: &Ctx| {
+            let r = cx.raw();
+            let value = format!("{{memo:{}}}.v.%07", r.key);
+            let stats = format!("{{memo:{}}}.stats", r.key);
+            redis::cmd("SET")
+                .arg(&value)
+                .arg(&49u64.to_le_bytes()[..])
+                .arg("PX")
+                .arg(TTL.as_millis() as u64)
+                .exec(&mut *r.conn()?)?;
+            op(move |_| {
+                let (v,): (Option<Vec<u8>>,) = redis::pipe()
+                    .cmd("GET")
+                    .arg(&value)
+                    .cmd("HINCRBY")
+                    .arg(&stats)
+                    .arg("hits")
+                    .arg(1)
+                    .ignore()
+                    .query(&mut *r.conn()?)?;
+                black_box(v.ok_or("the memoized value is missing")?);
+                Ok(())
+            })
+        },
+    }]
 }
