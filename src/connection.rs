@@ -6,7 +6,10 @@
 //! or by their number. [`register`] adds connections from code. Collections pick one with the
 //! builder's `connection("name")` (or a [`Connection`] handle directly).
 //!
-//! Each connection is an r2d2 pool that opens connections only when they are needed. Taking a
+//! The DSN picks the topology: one server, a Redis Cluster (`redis+cluster://`), or the
+//! master of a Sentinel-managed group (`redis+sentinel://`); see the crate docs, "Scale:
+//! Cluster and Sentinel". Each connection is an r2d2 pool that opens connections only when
+//! they are needed. Taking a
 //! connection from the pool costs no round trip (no `PING` on checkout). A connection that
 //! fails with an I/O error is discarded, together with every idle connection opened before it,
 //! so after a server restart the pool recovers by itself; the first command sent over a
@@ -107,10 +110,10 @@ impl Connection {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn from_dsn(name: &str, dsn: Dsn) -> Result<Connection> {
-        let client = client_for(name, &dsn)?;
+        let topology = Topology::for_dsn(name, &dsn)?;
         let generation = Arc::new(AtomicU64::new(0));
         let manager = Manager {
-            client,
+            topology,
             connect_timeout: dsn.connect_timeout,
             timeout: dsn.timeout,
             generation: generation.clone(),
@@ -227,7 +230,13 @@ impl Connection {
         if e.is_timeout() {
             // A late reply would be read as the answer to the next command.
             conn.broken = true;
-        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+        } else if e.is_io_error()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || (!matches!(conn.con, Conn::Single(_)) && crate::cluster::is_topology_error(e))
+        {
+            // A dead server, or (cluster, sentinel) a view of the topology that a failover
+            // made stale: the siblings opened before are likely in the same state.
             conn.broken = true;
             self.inner
                 .generation
@@ -236,16 +245,77 @@ impl Connection {
     }
 }
 
-fn client_for(name: &str, dsn: &Dsn) -> Result<redis::Client> {
-    let addr = match (&dsn.target, &dsn.tls) {
-        (Target::Tcp { host, port }, None) => redis::ConnectionAddr::Tcp(host.clone(), *port),
-        (Target::Unix(path), _) => redis::ConnectionAddr::Unix(path.clone()),
-        (Target::Tcp { host, port }, Some(tls)) => return tls_client(name, dsn, host, *port, tls),
-    };
-    let info = redis::IntoConnectionInfo::into_connection_info(addr)
-        .map_err(|e| Error::config(name, e.to_string()))?
-        .set_redis_settings(redis_settings(dsn));
-    redis::Client::open(info).map_err(|e| Error::config(name, e.to_string()))
+/// How a pool makes new connections: the topology its DSN names.
+enum Topology {
+    /// One server (TCP, TLS or Unix socket).
+    Single(redis::Client),
+    /// A Redis Cluster: each pooled connection is a `ClusterConnection` with a connection
+    /// per node.
+    Cluster(redis::cluster::ClusterClient),
+    /// The master of a Sentinel-managed group, looked up at each new connection.
+    Sentinel(SentinelMaster),
+}
+
+impl Topology {
+    fn for_dsn(name: &str, dsn: &Dsn) -> Result<Topology> {
+        let config = |e: redis::RedisError| Error::config(name, e.to_string());
+        let nodes = Nodes::new(name, dsn)?;
+        Ok(match &dsn.target {
+            Target::Unix(path) => {
+                let info = redis::IntoConnectionInfo::into_connection_info(
+                    redis::ConnectionAddr::Unix(path.clone()),
+                )
+                .map_err(config)?
+                .set_redis_settings(redis_settings(dsn));
+                Topology::Single(redis::Client::open(info).map_err(config)?)
+            }
+            Target::Tcp { host, port } => Topology::Single(
+                nodes
+                    .client(host, *port, redis_settings(dsn))
+                    .map_err(|e| nodes.setup_error(name, e))?,
+            ),
+            Target::Cluster(seeds) => {
+                let infos = seeds
+                    .iter()
+                    .map(|n| {
+                        redis::IntoConnectionInfo::into_connection_info(nodes.addr(&n.host, n.port))
+                            .map(|info| info.set_redis_settings(redis_settings(dsn)))
+                    })
+                    .collect::<redis::RedisResult<Vec<_>>>()
+                    .map_err(config)?;
+                let mut builder = redis::cluster::ClusterClientBuilder::new(infos)
+                    .connection_timeout(dsn.connect_timeout)
+                    .retries(crate::cluster::RETRIES)
+                    .min_retry_wait(crate::cluster::MIN_RETRY_WAIT_MS)
+                    .max_retry_wait(crate::cluster::MAX_RETRY_WAIT_MS);
+                if let Some(timeout) = dsn.timeout {
+                    builder = builder.response_timeout(timeout);
+                }
+                #[cfg(feature = "tls")]
+                if let Some(tls) = &nodes.tls {
+                    builder = builder.certs(tls.certs.clone());
+                }
+                Topology::Cluster(builder.build().map_err(config)?)
+            }
+            Target::Sentinel { sentinels, service } => {
+                let sentinel_settings = redis::RedisConnectionInfo::default();
+                let sentinels = sentinels
+                    .iter()
+                    .map(|n| {
+                        let client = nodes.client(&n.host, n.port, sentinel_settings.clone())?;
+                        Ok((n.to_string(), client))
+                    })
+                    .collect::<redis::RedisResult<Vec<_>>>()
+                    .map_err(|e| nodes.setup_error(name, e))?;
+                Topology::Sentinel(SentinelMaster {
+                    service: service.clone(),
+                    sentinels: std::sync::Mutex::new(sentinels),
+                    settings: redis_settings(dsn),
+                    nodes,
+                })
+            }
+        })
+    }
 }
 
 fn redis_settings(dsn: &Dsn) -> redis::RedisConnectionInfo {
@@ -265,14 +335,66 @@ fn redis_settings(dsn: &Dsn) -> redis::RedisConnectionInfo {
     settings
 }
 
+/// Makes clients for `host:port` addresses with the DSN's TLS settings, if any.
+struct Nodes {
+    tls: Option<TlsSetup>,
+}
+
+/// The TLS settings of a `rediss` DSN, with its certificate files read.
+struct TlsSetup {
+    insecure: bool,
+    #[cfg(feature = "tls")]
+    certs: redis::TlsCertificates,
+}
+
+impl Nodes {
+    fn new(name: &str, dsn: &Dsn) -> Result<Nodes> {
+        let tls = match &dsn.tls {
+            None => None,
+            Some(tls) => Some(tls_setup(name, tls)?),
+        };
+        Ok(Nodes { tls })
+    }
+
+    fn setup_error(&self, name: &str, e: redis::RedisError) -> Error {
+        match self.tls {
+            Some(_) => Error::config(name, format!("TLS setup failed: {e}")),
+            None => Error::config(name, e.to_string()),
+        }
+    }
+
+    fn addr(&self, host: &str, port: u16) -> redis::ConnectionAddr {
+        match &self.tls {
+            None => redis::ConnectionAddr::Tcp(host.to_string(), port),
+            Some(tls) => redis::ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure: tls.insecure,
+                tls_params: None,
+            },
+        }
+    }
+
+    fn client(
+        &self,
+        host: &str,
+        port: u16,
+        settings: redis::RedisConnectionInfo,
+    ) -> redis::RedisResult<redis::Client> {
+        let info = redis::IntoConnectionInfo::into_connection_info(self.addr(host, port))?
+            .set_redis_settings(settings);
+        match &self.tls {
+            None => redis::Client::open(info),
+            #[cfg(feature = "tls")]
+            Some(tls) => redis::Client::build_with_tls(info, tls.certs.clone()),
+            #[cfg(not(feature = "tls"))]
+            Some(_) => redis::Client::open(info),
+        }
+    }
+}
+
 #[cfg(feature = "tls")]
-fn tls_client(
-    name: &str,
-    dsn: &Dsn,
-    host: &str,
-    port: u16,
-    tls: &crate::dsn::TlsOptions,
-) -> Result<redis::Client> {
+fn tls_setup(name: &str, tls: &crate::dsn::TlsOptions) -> Result<TlsSetup> {
     // rustls panics at the first handshake when the process has no default crypto provider
     // and cannot pick one from its crate features (none enabled by `redis`, or both `ring`
     // and `aws-lc-rs` enabled by the application). Install ring unless the application
@@ -300,43 +422,115 @@ fn tls_client(
         }),
         _ => None,
     };
-    let addr = redis::ConnectionAddr::TcpTls {
-        host: host.to_string(),
-        port,
+    Ok(TlsSetup {
         insecure: tls.insecure,
-        tls_params: None,
-    };
-    let info = redis::IntoConnectionInfo::into_connection_info(addr)
-        .map_err(|e| Error::config(name, e.to_string()))?
-        .set_redis_settings(redis_settings(dsn));
-    redis::Client::build_with_tls(
-        info,
-        redis::TlsCertificates {
+        certs: redis::TlsCertificates {
             client_tls,
             root_cert,
         },
-    )
-    .map_err(|e| Error::config(name, format!("TLS setup failed: {e}")))
+    })
 }
 
 #[cfg(not(feature = "tls"))]
-fn tls_client(
-    name: &str,
-    _: &Dsn,
-    _: &str,
-    _: u16,
-    _: &crate::dsn::TlsOptions,
-) -> Result<redis::Client> {
+fn tls_setup(name: &str, _: &crate::dsn::TlsOptions) -> Result<TlsSetup> {
     Err(Error::config(
         name,
         "rediss:// needs the crate feature \"tls\" (redis-caches = { features = [\"tls\"] })",
     ))
 }
 
+/// Finds the current master of a Sentinel-managed group.
+///
+/// Not `redis::sentinel::SentinelClient`: in `redis` 1.8 its sync API opens its connections
+/// to the sentinels and to the master (for the `ROLE` check) without a connect or read
+/// timeout, so one frozen sentinel would hang every new connection of the pool (and, behind
+/// `LockedSentinelClient`'s mutex, every thread waiting for one). This follows the same
+/// client protocol (ask each sentinel in turn for the master's address, check with `ROLE`
+/// that it is a master, prefer the sentinel that answered) with the DSN's timeouts.
+struct SentinelMaster {
+    service: String,
+    /// The sentinels in order of preference: the last one that answered comes first.
+    sentinels: std::sync::Mutex<Vec<(String, redis::Client)>>,
+    /// Database, credentials and protocol for the master.
+    settings: redis::RedisConnectionInfo,
+    nodes: Nodes,
+}
+
+impl SentinelMaster {
+    fn connect(
+        &self,
+        connect_timeout: Duration,
+        timeout: Option<Duration>,
+    ) -> redis::RedisResult<redis::Connection> {
+        let sentinels = self
+            .sentinels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut problems = Vec::new();
+        for (addr, sentinel) in &sentinels {
+            match self.ask(sentinel, connect_timeout, timeout) {
+                Ok(con) => {
+                    let mut shared = self
+                        .sentinels
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if let Some(at) = shared.iter().position(|(a, _)| a == addr) {
+                        let answered = shared.remove(at);
+                        shared.insert(0, answered);
+                    }
+                    return Ok(con);
+                }
+                Err(problem) => problems.push(format!("sentinel {addr}: {problem}")),
+            }
+        }
+        Err(redis::RedisError::from((
+            redis::ErrorKind::MasterNameNotFoundBySentinel,
+            "no sentinel named a reachable master",
+            format!("service {:?}: {}", self.service, problems.join("; ")),
+        )))
+    }
+
+    fn ask(
+        &self,
+        sentinel: &redis::Client,
+        connect_timeout: Duration,
+        timeout: Option<Duration>,
+    ) -> std::result::Result<redis::Connection, String> {
+        let mut con = sentinel
+            .get_connection_with_timeout(connect_timeout)
+            .map_err(|e| format!("unreachable ({e})"))?;
+        set_timeouts(&con, timeout).map_err(|e| e.to_string())?;
+        let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.service)
+            .query(&mut con)
+            .map_err(|e| format!("did not answer ({e})"))?;
+        let (host, port) = addr.ok_or_else(|| "does not know this service".to_string())?;
+        let master = format!("{host}:{port}");
+        let mut con = self
+            .nodes
+            .client(&host, port, self.settings.clone())
+            .and_then(|c| c.get_connection_with_timeout(connect_timeout))
+            .map_err(|e| format!("names the master {master}, which is unreachable ({e})"))?;
+        set_timeouts(&con, timeout).map_err(|e| e.to_string())?;
+        match redis::cmd("ROLE").query::<redis::Role>(&mut con) {
+            Ok(redis::Role::Primary { .. }) => Ok(con),
+            Ok(_) => Err(format!("names {master}, which is not a master")),
+            Err(e) => Err(format!("names {master}, whose role is unknown ({e})")),
+        }
+    }
+}
+
+fn set_timeouts(con: &redis::Connection, timeout: Option<Duration>) -> redis::RedisResult<()> {
+    con.set_read_timeout(timeout)?;
+    con.set_write_timeout(timeout)
+}
+
 /// Opens connections for a pool. Public only because it appears in [`Pooled`] and
 /// [`Connection::pool`]'s types.
 pub struct Manager {
-    client: redis::Client,
+    topology: Topology,
     connect_timeout: Duration,
     timeout: Option<Duration>,
     generation: Arc<AtomicU64>,
@@ -344,21 +538,62 @@ pub struct Manager {
 
 impl fmt::Debug for Manager {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Manager").finish_non_exhaustive()
+        let topology = match self.topology {
+            Topology::Single(_) => "single",
+            Topology::Cluster(_) => "cluster",
+            Topology::Sentinel(_) => "sentinel",
+        };
+        f.debug_struct("Manager")
+            .field("topology", &topology)
+            .finish_non_exhaustive()
     }
 }
 
-/// One connection of a pool: a `redis` connection plus the bookkeeping the pool needs.
-/// Implements [`redis::ConnectionLike`].
+/// One connection of a pool: a `redis` connection (to one server, to every node of a
+/// cluster, or to the current master of a Sentinel-managed group) plus the bookkeeping the
+/// pool needs. Implements [`redis::ConnectionLike`]: commands, pipelines (plain and
+/// MULTI/EXEC) and scripts run on it the same way whatever the topology.
 pub struct RedisConn {
-    con: redis::Connection,
+    con: Conn,
     generation: u64,
     broken: bool,
+}
+
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<crate::cluster::ClusterConn>),
+    /// A connection to the master a sentinel named.
+    Sentinel(redis::Connection),
+}
+
+impl RedisConn {
+    fn like(&mut self) -> &mut dyn redis::ConnectionLike {
+        match &mut self.con {
+            Conn::Single(c) | Conn::Sentinel(c) => c,
+            Conn::Cluster(c) => &mut **c,
+        }
+    }
+
+    fn like_ref(&self) -> &dyn redis::ConnectionLike {
+        match &self.con {
+            Conn::Single(c) | Conn::Sentinel(c) => c,
+            Conn::Cluster(c) => &**c,
+        }
+    }
+
+    fn topology(&self) -> &'static str {
+        match self.con {
+            Conn::Single(_) => "single",
+            Conn::Cluster(_) => "cluster",
+            Conn::Sentinel(_) => "sentinel",
+        }
+    }
 }
 
 impl fmt::Debug for RedisConn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConn")
+            .field("topology", &self.topology())
             .field("generation", &self.generation)
             .field("broken", &self.broken)
             .finish()
@@ -367,7 +602,7 @@ impl fmt::Debug for RedisConn {
 
 impl redis::ConnectionLike for RedisConn {
     fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
-        self.con.req_packed_command(cmd)
+        self.like().req_packed_command(cmd)
     }
 
     fn req_packed_commands(
@@ -376,19 +611,23 @@ impl redis::ConnectionLike for RedisConn {
         offset: usize,
         count: usize,
     ) -> redis::RedisResult<Vec<redis::Value>> {
-        self.con.req_packed_commands(cmd, offset, count)
+        self.like().req_packed_commands(cmd, offset, count)
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        self.like().req_command(cmd)
     }
 
     fn get_db(&self) -> i64 {
-        self.con.get_db()
+        self.like_ref().get_db()
     }
 
     fn check_connection(&mut self) -> bool {
-        self.con.check_connection()
+        self.like().check_connection()
     }
 
     fn is_open(&self) -> bool {
-        self.con.is_open()
+        self.like_ref().is_open()
     }
 }
 
@@ -398,11 +637,22 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> redis::RedisResult<RedisConn> {
         let generation = self.generation.load(Ordering::Acquire);
-        let con = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)?;
-        con.set_read_timeout(self.timeout)?;
-        con.set_write_timeout(self.timeout)?;
+        let con = match &self.topology {
+            Topology::Single(client) => {
+                let con = client.get_connection_with_timeout(self.connect_timeout)?;
+                set_timeouts(&con, self.timeout)?;
+                Conn::Single(con)
+            }
+            Topology::Cluster(client) => {
+                // Connect and read timeouts are the client's; the write timeout is set here.
+                let con = client.get_connection()?;
+                con.set_write_timeout(self.timeout)?;
+                Conn::Cluster(Box::new(crate::cluster::ClusterConn::new(con)))
+            }
+            Topology::Sentinel(master) => {
+                Conn::Sentinel(master.connect(self.connect_timeout, self.timeout)?)
+            }
+        };
         Ok(RedisConn {
             con,
             generation,
@@ -411,12 +661,12 @@ impl r2d2::ManageConnection for Manager {
     }
 
     fn is_valid(&self, conn: &mut RedisConn) -> redis::RedisResult<()> {
-        redis::cmd("PING").query::<()>(&mut conn.con)
+        redis::cmd("PING").query::<()>(conn.like())
     }
 
     fn has_broken(&self, conn: &mut RedisConn) -> bool {
         conn.broken
-            || !redis::ConnectionLike::is_open(&conn.con)
+            || !conn.like_ref().is_open()
             || conn.generation < self.generation.load(Ordering::Acquire)
     }
 }

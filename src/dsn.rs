@@ -31,6 +31,8 @@ pub mod defaults {
     pub const TIMEOUT: Duration = Duration::from_secs(1);
     /// The port when the DSN names none.
     pub const PORT: u16 = 6379;
+    /// The port of a sentinel when the DSN names none.
+    pub const SENTINEL_PORT: u16 = 26379;
 }
 
 /// Where a connection goes.
@@ -46,6 +48,46 @@ pub enum Target {
     },
     /// A Unix socket, `redis+unix:///path` or `unix:///path`.
     Unix(PathBuf),
+    /// A Redis Cluster, `redis+cluster://h1:7000,h2:7001` (or TLS with `rediss+cluster://`):
+    /// the seed nodes the cluster topology is discovered from. Any reachable one will do.
+    Cluster(Vec<Node>),
+    /// A master managed by Redis Sentinel, `redis+sentinel://s1:26379,s2:26379/mymaster/0`
+    /// (or TLS with `rediss+sentinel://`): the sentinels to ask, and the name of the master
+    /// (the service) they monitor.
+    Sentinel {
+        /// The sentinels, asked in order for the current master's address.
+        sentinels: Vec<Node>,
+        /// The name the sentinels monitor the master under (`mymaster`).
+        service: String,
+    },
+}
+
+/// One `host:port` of a host list (cluster seed nodes, sentinels).
+///
+/// ```
+/// use redis_caches::{Dsn, dsn::{Node, Target}};
+/// let dsn = Dsn::parse("redis+cluster://10.0.0.1:7000,[::1]:7001")?;
+/// let Target::Cluster(nodes) = dsn.target() else { unreachable!() };
+/// assert_eq!(nodes[1], Node { host: "::1".into(), port: 7001 });
+/// assert_eq!(nodes[0].to_string(), "10.0.0.1:7000");
+/// # Ok::<(), redis_caches::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    /// Host name or address (an IPv6 address without its brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 /// The RESP protocol version spoken on a connection.
@@ -85,11 +127,24 @@ pub struct TlsOptions {
 /// | `rediss://host/0` | TLS (crate feature `tls`) |
 /// | `redis://user:pass@host`, `redis://:pass@host` | ACL user and password, or password only |
 /// | `redis+unix:///run/redis.sock?db=1`, `unix:///run/redis.sock` | Unix socket |
+/// | `redis+cluster://h1:7000,h2:7001/` | Redis Cluster: seed nodes, any reachable one will do |
+/// | `rediss+cluster://:pass@h1:7000,h2:7001` | Redis Cluster over TLS, with a password |
+/// | `redis+sentinel://s1:26379,s2:26379/mymaster/2` | the master the sentinels know as `mymaster`, database 2 |
+/// | `rediss+sentinel://:pass@s1,s2/mymaster` | the same over TLS (sentinels and master), port 26379 |
 ///
 /// Query options (each at most once): `pool_size`, `pool_timeout`, `connect_timeout`,
 /// `timeout` (alias `socket_timeout`), `prefix`, `protocol` (`resp2` or `resp3`), `db` (Unix
-/// sockets), and for `rediss://`: `tls_ca`, `tls_cert`, `tls_key`, `tls_insecure`. Durations
-/// are seconds (`1.5`) or carry a unit (`250ms`, `2s`); `timeout=0` means no operation timeout.
+/// sockets, sentinel), and for `rediss://`: `tls_ca`, `tls_cert`, `tls_key`, `tls_insecure`.
+/// Durations are seconds (`1.5`) or carry a unit (`250ms`, `2s`); `timeout=0` means no
+/// operation timeout.
+///
+/// Host lists (`h1:7000,h2:7001`, IPv6 as `[::1]:7000`) are only allowed in the cluster and
+/// sentinel forms. A cluster has only database 0 (a path `/0` is accepted, any other database
+/// is an error). In the sentinel form the path is `/<service>` or `/<service>/<db>`; the
+/// user name and password are those of the master (and its replicas), the sentinels
+/// themselves are contacted without credentials. Every option applies to the cluster nodes
+/// or the master as it would to a single server: `connect_timeout` bounds every connection
+/// attempt (to a node, a sentinel, a master), `timeout` every reply.
 ///
 /// # Example
 ///
@@ -145,7 +200,8 @@ impl Dsn {
     /// Parses `dsn`, naming `origin` (a variable or connection name) in errors.
     pub(crate) fn parse_from(dsn: &str, origin: &str) -> Result<Dsn> {
         let err = |problem: String| Error::config(origin, problem);
-        let url = url::Url::parse(dsn.trim())
+        let multi = MultiHost::split(dsn.trim());
+        let url = url::Url::parse(multi.as_ref().map_or(dsn.trim(), |m| m.surrogate.as_str()))
             .map_err(|e| err(format!("not a URL ({e}): {}", redact_raw(dsn))))?;
         let password = url
             .password()
@@ -165,37 +221,43 @@ impl Dsn {
             return Err(err("the #fragment naming the connection is empty".into()));
         }
 
-        let (target, tls, path_db) = match url.scheme() {
-            "redis" | "rediss" => {
-                let host = match url.host_str() {
-                    Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
-                    _ => return Err(err("the URL names no host".into())),
-                };
-                let port = url.port().unwrap_or(defaults::PORT);
-                let db = match url.path().trim_start_matches('/') {
-                    "" => None,
-                    p => Some(p.parse::<i64>().ok().filter(|db| *db >= 0).ok_or_else(|| {
-                        err(format!("the database {} is not a number", shown(p)))
-                    })?),
-                };
-                let tls = (url.scheme() == "rediss").then(TlsOptions::default);
-                let target = Target::Tcp {
-                    host: host.to_string(),
-                    port,
-                };
-                (target, tls, db)
-            }
-            "redis+unix" | "unix" => {
-                let path = percent_decode(url.path()).map_err(&err)?;
-                if path.is_empty() || path == "/" {
-                    return Err(err("the unix URL names no socket path".into()));
+        let (target, tls, path_db) = if let Some(multi) = &multi {
+            multi.target(&url).map_err(&err)?
+        } else {
+            match url.scheme() {
+                "redis" | "rediss" => {
+                    let host = match url.host_str() {
+                        Some(h) if !h.is_empty() => h.trim_start_matches('[').trim_end_matches(']'),
+                        _ => return Err(err("the URL names no host".into())),
+                    };
+                    let port = url.port().unwrap_or(defaults::PORT);
+                    let db =
+                        match url.path().trim_start_matches('/') {
+                            "" => None,
+                            p => Some(p.parse::<i64>().ok().filter(|db| *db >= 0).ok_or_else(
+                                || err(format!("the database {} is not a number", shown(p))),
+                            )?),
+                        };
+                    let tls = (url.scheme() == "rediss").then(TlsOptions::default);
+                    let target = Target::Tcp {
+                        host: host.to_string(),
+                        port,
+                    };
+                    (target, tls, db)
                 }
-                (Target::Unix(PathBuf::from(path)), None, None)
-            }
-            other => {
-                return Err(err(format!(
-                    "unknown scheme {other:?} (expected redis, rediss, redis+unix or unix)"
-                )));
+                "redis+unix" | "unix" => {
+                    let path = percent_decode(url.path()).map_err(&err)?;
+                    if path.is_empty() || path == "/" {
+                        return Err(err("the unix URL names no socket path".into()));
+                    }
+                    (Target::Unix(PathBuf::from(path)), None, None)
+                }
+                other => {
+                    return Err(err(format!(
+                        "unknown scheme {other:?} (expected redis, rediss, redis+unix, unix, \
+                         redis+cluster, rediss+cluster, redis+sentinel or rediss+sentinel)"
+                    )));
+                }
             }
         };
 
@@ -240,7 +302,16 @@ impl Dsn {
         {
             return Err(err("tls_cert and tls_key must be given together".into()));
         }
-        dsn.redacted = redact(&url);
+        if matches!(dsn.target, Target::Cluster(_)) && dsn.db != 0 {
+            return Err(err(format!(
+                "a Redis Cluster has only database 0, not {}",
+                dsn.db
+            )));
+        }
+        dsn.redacted = match &multi {
+            Some(multi) => multi.redact(&url),
+            None => redact(&url),
+        };
         Ok(dsn)
     }
 
@@ -325,7 +396,8 @@ impl Dsn {
         &self.target
     }
 
-    /// The database number (path of a TCP URL, `db` option of a Unix one); 0 by default.
+    /// The database number (path of a TCP URL, `db` option of a Unix one, last path part of a
+    /// sentinel URL); 0 by default, and always 0 for a cluster.
     ///
     /// ```
     /// # use redis_caches::Dsn;
@@ -525,6 +597,162 @@ where
         }
     }
     Ok(out)
+}
+
+/// A DSN with a host list (`redis+cluster://`, `redis+sentinel://`), which the `url` crate
+/// cannot parse: the host list is cut out and replaced by a placeholder host, so that the
+/// rest (credentials, path, options, fragment) parses as any other URL.
+struct MultiHost {
+    /// The scheme as given, lowercased (`redis+cluster`, ...).
+    scheme: String,
+    /// The host list as given (`h1:7000,h2:7001`).
+    hosts: String,
+    /// `redis://<userinfo>@placeholder<rest>` (`rediss://` for TLS).
+    surrogate: String,
+}
+
+impl MultiHost {
+    const PLACEHOLDER: &'static str = "hosts.invalid";
+
+    /// `Some` when `raw` has a cluster or sentinel scheme.
+    fn split(raw: &str) -> Option<MultiHost> {
+        let (scheme, after) = raw.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let tls = match scheme.as_str() {
+            "redis+cluster" | "redis+sentinel" => false,
+            "rediss+cluster" | "rediss+sentinel" => true,
+            _ => return None,
+        };
+        let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+        let (authority, rest) = after.split_at(authority_end);
+        let (userinfo, hosts) = match authority.rfind('@') {
+            Some(at) => (&authority[..=at], &authority[at + 1..]),
+            None => ("", authority),
+        };
+        let base = if tls { "rediss" } else { "redis" };
+        Some(MultiHost {
+            surrogate: format!("{base}://{userinfo}{}{rest}", Self::PLACEHOLDER),
+            scheme,
+            hosts: hosts.to_string(),
+        })
+    }
+
+    fn is_sentinel(&self) -> bool {
+        self.scheme.ends_with("+sentinel")
+    }
+
+    /// The target, TLS settings and database of the path.
+    fn target(&self, url: &url::Url) -> Result<(Target, Option<TlsOptions>, Option<i64>), String> {
+        let default_port = if self.is_sentinel() {
+            defaults::SENTINEL_PORT
+        } else {
+            defaults::PORT
+        };
+        let nodes = parse_host_list(&self.hosts, default_port)?;
+        let tls = (url.scheme() == "rediss").then(TlsOptions::default);
+        let path = url.path().trim_start_matches('/');
+        let parse_db = |p: &str| {
+            p.parse::<i64>()
+                .ok()
+                .filter(|db| *db >= 0)
+                .ok_or_else(|| format!("the database {p:?} is not a number"))
+        };
+        if !self.is_sentinel() {
+            let db = match path {
+                "" => None,
+                p => Some(parse_db(p)?),
+            };
+            return Ok((Target::Cluster(nodes), tls, db));
+        }
+        let mut segments = path.split('/');
+        let service = percent_decode(segments.next().unwrap_or(""))?;
+        if service.is_empty() {
+            return Err(
+                "the sentinel URL names no master: give its service name as the path, \
+                 as in redis+sentinel://host:26379/mymaster/0"
+                    .into(),
+            );
+        }
+        let db = match (segments.next(), segments.next()) {
+            (None | Some(""), None) => None,
+            (Some(p), None) => Some(parse_db(p)?),
+            _ => {
+                return Err(format!(
+                    "the sentinel URL path {:?} has too many parts (expected /<service>/<db>)",
+                    url.path()
+                ));
+            }
+        };
+        let target = Target::Sentinel {
+            sentinels: nodes,
+            service,
+        };
+        Ok((target, tls, db))
+    }
+
+    /// The URL as given, with its password replaced by `***`.
+    fn redact(&self, url: &url::Url) -> String {
+        let mut shown = url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        let userinfo = shown[url::Position::AfterScheme..url::Position::BeforeHost]
+            .replace("%2A%2A%2A", "***");
+        format!(
+            "{}{userinfo}{}{}",
+            self.scheme,
+            self.hosts,
+            &shown[url::Position::AfterPort..]
+        )
+    }
+}
+
+/// Parses `h1:7000,h2,[::1]:7001`.
+fn parse_host_list(hosts: &str, default_port: u16) -> Result<Vec<Node>, String> {
+    if hosts.is_empty() {
+        return Err("the URL names no host".into());
+    }
+    hosts
+        .split(',')
+        .map(|entry| {
+            let entry = entry.trim();
+            let (host, port) =
+                if let Some(v6) = entry.strip_prefix('[') {
+                    let (host, after) = v6
+                        .split_once(']')
+                        .ok_or_else(|| format!("the host {entry:?} lacks its closing ']'"))?;
+                    match after {
+                        "" => (host, None),
+                        p => (
+                            host,
+                            Some(p.strip_prefix(':').ok_or_else(|| {
+                                format!("the host {entry:?} has text after its ']'")
+                            })?),
+                        ),
+                    }
+                } else {
+                    match entry.rsplit_once(':') {
+                        Some((host, port)) => (host, Some(port)),
+                        None => (entry, None),
+                    }
+                };
+            if host.is_empty() {
+                return Err(format!(
+                    "the host list {hosts:?} has an empty host (hosts are separated by ',')"
+                ));
+            }
+            let port = match port {
+                None => default_port,
+                Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                    format!("the port {p:?} of the host {host:?} is not a port number")
+                })?,
+            };
+            Ok(Node {
+                host: host.to_string(),
+                port,
+            })
+        })
+        .collect()
 }
 
 /// Parses `1`, `1.5` (seconds), `250ms`, `2s`.
@@ -758,6 +986,143 @@ mod tests {
             let e = Dsn::parse(dsn).unwrap_err();
             assert!(e.is_config(), "{dsn}: {e}");
             assert!(e.to_string().contains(expected), "{dsn}: {e}");
+        }
+    }
+
+    fn node(host: &str, port: u16) -> Node {
+        Node {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn cluster_host_lists() {
+        let d = Dsn::parse("redis+cluster://h1:7000,h2:7001/?timeout=250ms#jobs").unwrap();
+        assert_eq!(
+            d.target(),
+            &Target::Cluster(vec![node("h1", 7000), node("h2", 7001)])
+        );
+        assert_eq!(d.timeout(), Some(Duration::from_millis(250)));
+        assert_eq!(d.name(), Some("jobs"));
+        assert_eq!(d.db(), 0);
+        assert!(d.tls().is_none());
+
+        let d = Dsn::parse("redis+cluster://h1,[::1]:7001,[fe80::2],10.0.0.3:7002/0").unwrap();
+        assert_eq!(
+            d.target(),
+            &Target::Cluster(vec![
+                node("h1", 6379),
+                node("::1", 7001),
+                node("fe80::2", 6379),
+                node("10.0.0.3", 7002)
+            ])
+        );
+        let d = Dsn::parse("REDIS+CLUSTER://h1:7000").unwrap();
+        assert!(matches!(d.target(), Target::Cluster(n) if n.len() == 1));
+    }
+
+    #[test]
+    fn cluster_tls_and_credentials() {
+        let d =
+            Dsn::parse("rediss+cluster://app:s3cret@h1:7000,h2:7001?tls_insecure=true").unwrap();
+        assert!(d.tls().unwrap().insecure);
+        assert_eq!(d.username(), Some("app"));
+        assert_eq!(d.password(), Some("s3cret"));
+        assert_eq!(
+            d.to_string(),
+            "rediss+cluster://app:***@h1:7000,h2:7001?tls_insecure=true"
+        );
+        let e = Dsn::parse("redis+cluster://h1:7000?tls_ca=/ca.pem").unwrap_err();
+        assert!(e.to_string().contains("rediss"), "{e}");
+    }
+
+    #[test]
+    fn sentinel_service_and_db() {
+        let d = Dsn::parse("redis+sentinel://s1:26379,s2:26380/mymaster/2?prefix=app:").unwrap();
+        assert_eq!(
+            d.target(),
+            &Target::Sentinel {
+                sentinels: vec![node("s1", 26379), node("s2", 26380)],
+                service: "mymaster".into()
+            }
+        );
+        assert_eq!(d.db(), 2);
+        assert_eq!(d.prefix(), "app:");
+
+        let d = Dsn::parse("redis+sentinel://s1,s2/mymaster").unwrap();
+        assert_eq!(
+            d.target(),
+            &Target::Sentinel {
+                sentinels: vec![node("s1", 26379), node("s2", 26379)],
+                service: "mymaster".into()
+            }
+        );
+        assert_eq!(d.db(), 0);
+        assert_eq!(Dsn::parse("redis+sentinel://s1/m/").unwrap().db(), 0);
+        assert_eq!(Dsn::parse("redis+sentinel://s1/m?db=4").unwrap().db(), 4);
+        assert_eq!(
+            Dsn::parse("redis+sentinel://s1/my%20master")
+                .unwrap()
+                .target(),
+            &Target::Sentinel {
+                sentinels: vec![node("s1", 26379)],
+                service: "my master".into()
+            }
+        );
+        let d = Dsn::parse("rediss+sentinel://:pw@s1:1,s2:2/m/1#ha").unwrap();
+        assert!(d.tls().is_some());
+        assert_eq!(d.name(), Some("ha"));
+        assert_eq!(d.to_string(), "rediss+sentinel://:***@s1:1,s2:2/m/1#ha");
+    }
+
+    #[test]
+    fn bad_host_lists_name_the_problem() {
+        let cases = [
+            ("redis+cluster://", "no host"),
+            ("redis+cluster:///0", "no host"),
+            ("redis+cluster://h1,,h2", "empty host"),
+            ("redis+cluster://h1:7000,:7001", "empty host"),
+            ("redis+cluster://h1:port", "not a port number"),
+            ("redis+cluster://h1:0", "not a port number"),
+            ("redis+cluster://h1:70000", "not a port number"),
+            ("redis+cluster://[::1", "closing"),
+            ("redis+cluster://[::1]x", "after its"),
+            ("redis+cluster://h1/2", "only database 0"),
+            ("redis+cluster://h1?db=3", "only database 0"),
+            ("redis+cluster://h1/x", "not a number"),
+            ("redis+cluster://h1?colour=blue", "unknown option"),
+            ("redis+sentinel://s1", "names no master"),
+            ("redis+sentinel://s1/", "names no master"),
+            ("redis+sentinel://s1/m/x", "not a number"),
+            ("redis+sentinel://s1/m/1/2", "too many parts"),
+            ("redis+sentinel://s1/m/1?db=2", "already given"),
+            ("redis://h1:7000,h2:7001", "not a URL"),
+            ("redis+nope://h1", "unknown scheme"),
+        ];
+        for (dsn, expected) in cases {
+            let e = Dsn::parse(dsn).unwrap_err();
+            assert!(e.is_config(), "{dsn}: {e}");
+            assert!(e.to_string().contains(expected), "{dsn}: {e}");
+        }
+    }
+
+    #[test]
+    fn host_list_errors_never_show_the_password() {
+        for dsn in [
+            "redis+cluster://u:hunter2@h1,,h2",
+            "redis+cluster://u:hunter2@h1:x",
+            "redis+sentinel://u:hunter2@s1",
+            "redis+sentinel://:hunter2@s1/m?nope=1",
+            "redis+cluster://:hunter2@h1/5",
+        ] {
+            let e = Dsn::parse(dsn).unwrap_err();
+            assert!(!e.to_string().contains("hunter2"), "{dsn}: {e}");
+            assert!(!format!("{e:?}").contains("hunter2"), "{dsn}: {e:?}");
+        }
+        let d = Dsn::parse("redis+cluster://u:hunter2@h1:1,h2:2").unwrap();
+        for shown in [d.to_string(), format!("{d:?}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
         }
     }
 

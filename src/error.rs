@@ -144,6 +144,22 @@ pub enum Error {
         /// The configured limit.
         limit: usize,
     },
+
+    /// The keys of one operation (a multi-key command, a pipeline, a transaction, a script)
+    /// hash to different Redis Cluster slots, which a cluster cannot serve together. Nothing
+    /// was written. Give the keys a common hash tag (see the crate docs, "Scale: Cluster and
+    /// Sentinel").
+    #[error(
+        "a multi-key operation across slots on {key}: on a Redis Cluster all keys of one \
+         operation must share a hash tag ({source})"
+    )]
+    CrossSlot {
+        /// The key of the collection that ran the operation.
+        key: String,
+        /// The crate's own check, or Redis' `CROSSSLOT` reply.
+        #[source]
+        source: redis::RedisError,
+    },
 }
 
 impl Error {
@@ -164,7 +180,9 @@ impl Error {
     }
 
     /// True when the connection to Redis could not be made or was lost (refused, reset,
-    /// closed, unreachable, or no pooled connection available).
+    /// closed, unreachable, or no pooled connection available), or, on a Redis Cluster or
+    /// a Sentinel-managed group, when a failover is under way (`CLUSTERDOWN`, `TRYAGAIN`,
+    /// `MASTERDOWN`, no master known yet): retrying later may succeed.
     ///
     /// ```
     /// # use redis_caches::Error;
@@ -178,10 +196,23 @@ impl Error {
                     || source.is_connection_refusal()
                     || source.is_io_error()
                     || source.is_timeout()
+                    || is_failing_over(source)
             }
             Error::Pool { .. } => true,
             _ => false,
         }
+    }
+
+    /// True when the keys of one operation are in different Redis Cluster slots
+    /// ([`Error::CrossSlot`]).
+    ///
+    /// ```
+    /// # use redis_caches::Error;
+    /// let err = Error::InvalidKey { reason: "empty".into() };
+    /// assert!(!err.is_cross_slot());
+    /// ```
+    pub fn is_cross_slot(&self) -> bool {
+        matches!(self, Error::CrossSlot { .. })
     }
 
     /// True when stored bytes could not be decoded (foreign, corrupt, or written for another
@@ -243,4 +274,17 @@ impl Error {
             source,
         }
     }
+}
+
+/// Errors a cluster or a Sentinel-managed group gives while a master is down or being
+/// replaced.
+fn is_failing_over(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::ClusterDown | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown
+        ) | ErrorKind::ClusterConnectionNotFound
+            | ErrorKind::MasterNameNotFoundBySentinel
+    )
 }

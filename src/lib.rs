@@ -18,6 +18,7 @@
 //! - [Memoization](#memoization)
 //! - [Errors](#errors)
 //! - [Failure modes](#failure-modes)
+//! - [Scale: Cluster and Sentinel](#scale-cluster-and-sentinel)
 //! - [Features](#features)
 //!
 //! # Quick start
@@ -209,6 +210,73 @@
 //! fingerprint guards against mistakes (another type, another program), not against an
 //! attacker: anyone who can write to your Redis can store valid values, so Redis access, and its
 //! credentials and TLS, remain the trust boundary.
+//! # Scale: Cluster and Sentinel
+//!
+//! The same code runs on one server, on a Redis Cluster, or on a master that Redis Sentinel
+//! keeps available: only the DSN changes.
+//!
+//! | DSN | Deployment |
+//! |---|---|
+//! | `redis://host:6379/0` | one server |
+//! | `redis+cluster://h1:7000,h2:7001,h3:7002` | a Redis Cluster; the hosts are seeds, the rest of the cluster is discovered |
+//! | `rediss+cluster://:pass@h1:7000,h2:7001` | the same over TLS (feature `tls`), with a password |
+//! | `redis+sentinel://s1:26379,s2:26379,s3:26379/mymaster/0` | the master the sentinels monitor as `mymaster`, database 0 |
+//! | `rediss+sentinel://:pass@s1,s2,s3/mymaster` | the same over TLS (to sentinels and master), sentinel port 26379 |
+//!
+//! Every option means what it means for one server: `connect_timeout` bounds each connection
+//! attempt (to a node, a sentinel, a master), `timeout` each reply, `pool_size` the pooled
+//! connections (on a cluster, each of them holds one connection per node). A cluster has only
+//! database 0. Credentials in the URL are the data nodes'; sentinels are contacted without
+//! credentials.
+//!
+//! **Cluster.** Each command goes to the node that owns its key's hash slot; `MOVED` and
+//! `ASK` redirections are followed and the slot map refreshed. A pipeline, a `MULTI`/`EXEC`
+//! transaction (what a write with a TTL sends) or a script runs on one node, so all its keys
+//! must be in one slot: when they are not, the operation fails with [`Error::CrossSlot`]
+//! ("a multi-key operation across slots"), checked before anything is sent, or reported by
+//! Redis (`CROSSSLOT`) for keys the crate cannot see.
+//!
+//! **Hash tags.** When a key contains `{...}`, Redis Cluster hashes only the text between the
+//! first `{` and the next `}`: `{user42}.cart` and `{user42}.visits` are in one slot. Which
+//! keys the crate tags, and why:
+//!
+//! | Keys | Hash tag | Why |
+//! |---|---|---|
+//! | a collection's own key ([`RedisCache`], and every collection stored under one key) | none | one key: each operation stays in its slot, and collections spread over the cluster |
+//! | a region and everything under it | the region's root: `{root}.child.leaf` | invalidating a region touches its keys together |
+//! | a memoized function's values, locks and statistics | one per function | a call reads and writes them in one pipeline or script |
+//! | the operands of set algebra (unions, intersections, differences, and their stores) | yours to give | only you know which sets are combined: tag them alike, or get [`Error::CrossSlot`] |
+//!
+//! [`Key::with_hash_tag`](key::Key::with_hash_tag) wraps a key's first element (the
+//! collection prefix when there is one) in braces. The connection `prefix` comes before the
+//! tag and may not contain braces, so it never moves a key to another slot.
+//!
+//! ```no_run
+//! use redis_caches::{Connection, RedisCache, key::Key};
+//!
+//! let cluster = Connection::open("cluster", "redis+cluster://10.0.0.1:7000,10.0.0.2:7000")?;
+//! // {user42}.cart and {user42}.visits: one slot, so they can be combined in one operation.
+//! let cart: RedisCache<Vec<u32>> = RedisCache::builder(Key::from_parts(["user42", "cart"]).with_hash_tag())
+//!     .connection(&cluster)
+//!     .build();
+//! cart.set(&vec![7, 9])?;
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! **Failover.** When a master dies, its replica takes over: on a cluster after
+//! `cluster-node-timeout` and an election, under Sentinel after `down-after-milliseconds` and
+//! an election. Meanwhile operations on the keys it served fail with an error for which
+//! [`Error::is_connection`] is true (the node is unreachable, `CLUSTERDOWN`, no master known
+//! yet); a pooled connection that sees such an error, or `READONLY` from a demoted master, is
+//! dropped together with its idle siblings, and the connections opened next ask the cluster
+//! (or the sentinels) again. So the same handles work again as soon as the replica is
+//! promoted: the crate's tests, with `cluster-node-timeout 1000` and
+//! `down-after-milliseconds 500`, see operations resume about 2 s after a master is killed
+//! (they allow 15 s and 20 s). Redis replicates asynchronously: a write acknowledged just
+//! before the master died may be lost unless it had reached a replica (`WAIT`). The cluster
+//! client retries a failed request up to 3 times, 10 to 100 ms apart, so an operation on a
+//! frozen node fails after about 4 × `timeout`, and a write whose reply was lost may be applied
+//! twice (as with any client-side retry; idempotent writes do not mind).
 //!
 //! # Features
 //!
@@ -218,6 +286,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod cluster;
 pub mod codec;
 pub mod connection;
 pub mod dict;

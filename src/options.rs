@@ -315,7 +315,7 @@ impl<C: Codec> Core<C> {
 
     /// Runs `f` with a pooled connection and the full key. A `WRONGTYPE` reply becomes
     /// [`Error::WrongType`] naming the type Redis holds (one more round trip, on that error
-    /// path only).
+    /// path only); keys in several cluster slots become [`Error::CrossSlot`].
     pub(crate) fn run<T>(
         &self,
         f: impl FnOnce(&mut RedisConn, &str) -> redis::RedisResult<T>,
@@ -336,6 +336,10 @@ impl<C: Codec> Core<C> {
                     found,
                 })
             }
+            Err(e) if crate::cluster::is_cross_slot(&e) => Err(Error::CrossSlot {
+                key: key.to_string(),
+                source: e,
+            }),
             Err(e) => {
                 resolved.connection.observe(&mut conn, &e);
                 Err(Error::redis(key, e))

@@ -5,6 +5,8 @@
 //! helper.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod sentinels;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -151,6 +153,11 @@ impl RedisServer {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// False once [`stop`](RedisServer::stop) killed it.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// The server's working directory (RDB/AOF files, logs, certificates).
