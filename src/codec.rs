@@ -124,6 +124,12 @@ impl TypeTag {
         TypeTag { name, fingerprint }
     }
 
+    /// The tag of a type known only by its (already path-stripped) name.
+    pub(crate) fn named(name: String) -> TypeTag {
+        let fingerprint = fnv1a(name.as_bytes());
+        TypeTag { name, fingerprint }
+    }
+
     /// The type name with module paths removed.
     pub fn name(&self) -> &str {
         &self.name

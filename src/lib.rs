@@ -2,7 +2,8 @@
 //!
 //! `redis_caches` puts Redis behind the data structures you already know: a single value
 //! with atomic counters ([`RedisCache`]), a map ([`DictCache`]), a set ([`SetCache`]), a sorted
-//! set ([`SortedSetCache`]), a set-once gate for batch jobs ([`SentinelCache`]), and memoized
+//! set ([`SortedSetCache`]), a set-once gate for batch jobs ([`SentinelCache`]), nested
+//! regions of typed values with atomic recursive invalidation ([`Region`]), and memoized
 //! functions with stale-while-revalidate and a cross-process stampede lock ([`Memo`]).
 //! Handles are cheap views of shared remote state: every thread and every process that builds
 //! one with the same key sees the same data. The API is synchronous; connections are r2d2
@@ -15,6 +16,7 @@
 //! - [Connections](#connections)
 //! - [Keys](#keys)
 //! - [Encoding](#encoding)
+//! - [Regions](#regions)
 //! - [Memoization](#memoization)
 //! - [Errors](#errors)
 //! - [Failure modes](#failure-modes)
@@ -42,6 +44,7 @@
 //! | [`SetCache<T>`] | `HashSet<T>` | set | `SADD`, `SREM`, `SISMEMBER`, `SCARD`, `SPOP`, `SSCAN`, `SUNION`/`SINTER`/`SDIFF` |
 //! | [`SortedSetCache<T>`] | `BTreeMap` by score | zset | `ZADD`, `ZINCRBY`, `ZSCORE`, `ZRANK`, `ZPOPMIN`/`ZPOPMAX`, `ZRANGE` |
 //! | [`SentinelCache`] | a set-once flag | string | `SET NX`, `EXISTS`, `DEL` |
+//! | [`Region`] | nested namespaces of typed values | hash per region, set of children per parent | `HGET`, `HSET` (+ `SADD`s in `MULTI`/`EXEC`), one Lua script to invalidate |
 //! | [`Memo<A, R>`](Memo) | a memoized `Fn(A) -> R` | string per arguments, lock, stats hash | one Lua script per call |
 //!
 //! Every type is built the same way: `Type::new(key)` (infallible, no I/O) or
@@ -102,6 +105,61 @@
 //! [`Error::Decode`] instead of a wrong value. [`Raw`](codec::Raw) stores integers, floats,
 //! strings and bytes as Redis-native values, which counters need (`INCRBY`) and `redis-cli`
 //! shows readably. Decoding never executes code.
+//!
+//! # Regions
+//!
+//! A [`Region`] is a dotted, nested namespace of typed values: `Region::new("users.42")` is a
+//! Redis hash, a child of `users`, and [`Region::invalidate`] deletes a region with all its
+//! descendants in one atomic Lua script, from any process.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use redis_caches::{Region, Signal};
+//!
+//! let users = Region::builder("users").ttl(Duration::from_secs(600)).build();
+//! let alice = users.region("alice"); // inherits the TTL
+//! alice.set("name", "Alice")?;
+//! alice.transaction(|tx| {
+//!     tx.set("visits", &1u32)?;
+//!     tx.set("plan", "pro")
+//! })?; // one MULTI/EXEC, or nothing on error or panic
+//! users.invalidate_on(&Signal::named("user-updated"));
+//! Signal::named("user-updated").send()?; // users and users.alice are gone
+//! # Ok::<(), redis_caches::Error>(())
+//! ```
+//!
+//! Key layout, for the root `root` (the builder's `root(..)`) and a connection prefix `P`:
+//!
+//! | Key | Type | Holds |
+//! |---|---|---|
+//! | `P{root}` | hash | the root region's entries |
+//! | `P{root}.users`, `P{root}.users.alice` | hash | each region's entries |
+//! | `P{root}#children`, `P{root}#children.users` | set | the hash keys of each region's children |
+//!
+//! The root is a Redis Cluster hash tag, so a whole tree lives in one slot; link keys carry
+//! `#` right after the tag where region keys carry `.`, so the two can never collide. Entry
+//! keys are fields encoded as `String`s by the region's codec; values are typed per call
+//! (`get::<V>`).
+//!
+//! - Every write carries `SADD`s linking its region up to the root in the same
+//!   `MULTI`/`EXEC` (one round trip), so a region written after another process invalidated
+//!   its parent is linked again, and an invalidation finds every region holding data. Once
+//!   `invalidate()` returns, nothing written before it began survives below it; a region
+//!   written concurrently is deleted entirely or kept entirely, never left unlinked.
+//! - Options (TTL, TTL policy, codec, connection, root, [`OutagePolicy`](region::OutagePolicy))
+//!   are copied to children, which may override them for themselves. The parents that
+//!   `Region::new("a.b.c")` implies are only linked: nothing is written to them, so nothing of
+//!   the leaf's options reaches them. A parent's TTL does not cascade; invalidation does.
+//! - [`Region::dict`] hands out a typed [`DictCache<String, V>`](DictCache) over a region's
+//!   hash; its writes carry the links too.
+//! - [`Signal`]s are named, in-process events; [`Region::invalidate_on`] connects a region.
+//! - [`Region::get_or_insert_with`] and [`Region::memoize`] cache computed values inside a
+//!   region (memoized results are keyed by the encoded arguments and skipped by iteration).
+//! - Under [`OutagePolicy::Miss`](region::OutagePolicy::Miss) a region reads as a miss and
+//!   skips writes while Redis is down, counting both ([`Region::outage_stats`]); the default
+//!   returns the error. Invalidation always reports errors.
+//!
+//! See [`region`] for every method's commands and round trips.
 //!
 //! # Memoization
 //!
@@ -295,8 +353,10 @@ mod error;
 pub mod key;
 pub mod memo;
 mod options;
+pub mod region;
 pub mod sentinel;
 pub mod set;
+pub mod signal;
 pub mod sorted_set;
 
 pub use cache::RedisCache;
@@ -306,6 +366,8 @@ pub use dsn::Dsn;
 pub use error::{Error, Result};
 pub use memo::{Memo, MemoBuilder, MemoStats};
 pub use options::{Builder, Collection, DEFAULT_MAX_VALUE_SIZE, Ttl, TtlPolicy};
+pub use region::Region;
 pub use sentinel::SentinelCache;
 pub use set::SetCache;
+pub use signal::Signal;
 pub use sorted_set::SortedSetCache;

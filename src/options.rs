@@ -180,11 +180,22 @@ impl<T: Collection> Builder<T> {
 
     /// Builds the collection handle. No I/O.
     pub fn build(self) -> T {
+        self.build_core(false)
+    }
+
+    /// Builds a collection over the hash of a region: every write through it also links the
+    /// region to its tree's root (see [`Core::add_ttl`]).
+    pub(crate) fn build_in_region_tree(self) -> T {
+        self.build_core(true)
+    }
+
+    fn build_core(self, in_region_tree: bool) -> T {
         T::from_core(
             Core {
                 key: self.key,
                 options: self.options,
                 redis_type: T::REDIS_TYPE,
+                in_region_tree,
                 resolved: OnceCell::new(),
             },
             self.extra,
@@ -193,6 +204,20 @@ impl<T: Collection> Builder<T> {
 
     pub(crate) fn extra_mut(&mut self) -> &mut T::Extra {
         &mut self.extra
+    }
+
+    /// A builder from existing parts (a child collection that inherits its parent's options).
+    pub(crate) fn from_parts(key: Key, options: Options<T::Codec>, extra: T::Extra) -> Self {
+        Builder {
+            key,
+            options,
+            extra,
+            _collection: PhantomData,
+        }
+    }
+
+    pub(crate) fn options_mut(&mut self) -> &mut Options<T::Codec> {
+        &mut self.options
     }
 }
 
@@ -212,12 +237,16 @@ pub struct Core<C> {
     pub(crate) key: Key,
     pub(crate) options: Options<C>,
     pub(crate) redis_type: &'static str,
+    /// The key is a region's hash (the prefix is the tree's root): writes link it to the root.
+    in_region_tree: bool,
     resolved: OnceCell<Resolved>,
 }
 
 pub(crate) struct Resolved {
     pub(crate) connection: Connection,
     pub(crate) key: String,
+    /// For a region's hash: the `(link set, member)` pairs from the root down to it.
+    links: Vec<(String, String)>,
 }
 
 impl<C: Codec> Core<C> {
@@ -228,7 +257,20 @@ impl<C: Codec> Core<C> {
             let key = self
                 .key
                 .render(connection.prefix(), self.options.prefix.as_deref())?;
-            Ok(Resolved { connection, key })
+            let links = if self.in_region_tree {
+                crate::region::links_to_root(
+                    connection.prefix(),
+                    self.options.prefix.as_deref(),
+                    &self.key,
+                )?
+            } else {
+                Vec::new()
+            };
+            Ok(Resolved {
+                connection,
+                key,
+                links,
+            })
         })
     }
 
@@ -292,8 +334,15 @@ impl<C: Codec> Core<C> {
         self.options.ttl.is_some()
     }
 
-    /// Adds the TTL command of the policy (if any) to `pipe`, its reply ignored.
+    /// Adds the TTL command of the policy (if any) to `pipe`, its reply ignored. For a
+    /// region's hash (a [`Region::dict`](crate::Region::dict) view) it also adds the `SADD`s
+    /// that link the region to its root, which every write to a region carries.
     pub(crate) fn add_ttl(&self, pipe: &mut redis::Pipeline, key: &str) {
+        if let Some(resolved) = self.resolved.get() {
+            for (set, member) in &resolved.links {
+                pipe.cmd("SADD").arg(set).arg(member).ignore();
+            }
+        }
         if let Some(ttl) = self.options.ttl {
             let ms = ttl.as_millis().max(1) as u64;
             let cmd = pipe.cmd("PEXPIRE").arg(key).arg(ms);
@@ -304,10 +353,11 @@ impl<C: Codec> Core<C> {
         }
     }
 
-    /// A pipeline for one write: atomic (MULTI/EXEC) when a TTL rides along.
+    /// A pipeline for one write: atomic (MULTI/EXEC) when a TTL or a region's links ride
+    /// along.
     pub(crate) fn write_pipe(&self) -> redis::Pipeline {
         let mut pipe = redis::pipe();
-        if self.has_ttl() {
+        if self.has_ttl() || self.in_region_tree {
             pipe.atomic();
         }
         pipe

@@ -16,6 +16,7 @@ use redis_caches::connection;
 mod cache;
 mod dict;
 mod memo;
+mod regions;
 mod sentinel;
 mod sets;
 
@@ -36,6 +37,9 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     section("Memo: memoized functions");
     memo::run()?;
+
+    section("Region: nested namespaces, invalidated from the top");
+    regions::run()?;
 
     section("done");
     println!("the tour cleaned up after itself");
