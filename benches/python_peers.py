@@ -281,7 +281,7 @@ def define_workloads():
         return lambda i: square(7)
 
     # region write with TTL refresh
-    @workload("Region write with TTL refresh", "caches", "DictCache(ttl=600)[field] = v: MULTI/HSET/EXPIRE/EXEC")
+    @workload("Region::set with TTL", "caches", "DictCache(ttl=600)[field] = v: MULTI/HSET/EXPIRE/EXEC")
     def _(cx):
         d = DictCache(cx.key, ttl=TTL)
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redis_caches::codec::Raw;
 use redis_caches::memo::Memo;
-use redis_caches::{DictCache, RedisCache, SentinelCache, SetCache, SortedSetCache};
+use redis_caches::{DictCache, RedisCache, Region, SentinelCache, SetCache, SortedSetCache};
 
 use super::{Ctx, Op, Peer, RawKey, Result, Size, Workload};
 
@@ -30,6 +30,7 @@ pub fn all() -> Vec<Workload> {
     all.extend(sorted_sets());
     all.extend(sentinel());
     all.extend(memo());
+    all.extend(region());
     all
 }
 
@@ -638,6 +639,46 @@ fn memo() -> Vec<Workload> {
                     .ignore()
                     .query(&mut *r.conn()?)?;
                 black_box(v.ok_or("the memoized value is missing")?);
+                Ok(())
+            })
+        },
+    }]
+}
+
+fn region() -> Vec<Workload> {
+    vec![Workload {
+        // A write to a region with a TTL: its link to the root, the entry and the TTL refresh
+        // in one MULTI/EXEC (SADD, HSET, PEXPIRE).
+        name: "Region::set with TTL",
+        size: Size::Single,
+        ours: |cx: &Ctx| {
+            let region = Region::builder(cx.key).connection(cx.conn).ttl(TTL).build();
+            op(move |i| {
+                black_box(region.set(&member(i % 1000), VALUE)?);
+                Ok(())
+            })
+        },
+        raw: |cx: &Ctx| {
+            let r = cx.raw();
+            let hash = format!("{{root}}.{}", r.key);
+            let ms = TTL.as_millis() as u64;
+            op(move |i| {
+                let (added,): (u32,) = redis::pipe()
+                    .atomic()
+                    .cmd("SADD")
+                    .arg("{root}#children")
+                    .arg(&hash)
+                    .ignore()
+                    .cmd("HSET")
+                    .arg(&hash)
+                    .arg(member(i % 1000))
+                    .arg(VALUE)
+                    .cmd("PEXPIRE")
+                    .arg(&hash)
+                    .arg(ms)
+                    .ignore()
+                    .query(&mut *r.conn()?)?;
+                black_box(added);
                 Ok(())
             })
         },
