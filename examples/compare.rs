@@ -245,6 +245,59 @@ fn print_bulk(w: &Workload, row: &Row, entries: u64, peer: Option<(Peer, f64)>) 
     );
 }
 
+/// One line per workload: the README's table.
+fn print_summary(singles: &[(&Workload, Vec<Row>)], bulks: &[Bulk]) {
+    let ratio = |r: Option<&Row>| opt(r.and_then(Row::ratio).map(|x| format!("{x:.2}")));
+    let speed = |s: Option<&Summary>| opt(s.map(|s| rate(s.per_second)));
+    if !singles.is_empty() {
+        println!("\n### Summary: single-element operations\n");
+        println!(
+            "| operation | crate/raw time, 1 thread | crate/raw time, 4 threads | crate ops/s, 1 thread | raw ops/s, 1 thread | crate ops/s, 4 threads | commands/op | round trips/op |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---|---:|");
+        for (w, rows) in singles {
+            let at = |t: usize| rows.iter().find(|r| r.threads == t);
+            let one = at(1);
+            let ours = one.and_then(|r| r.ours.as_ref());
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                w.name,
+                ratio(one),
+                ratio(at(4)),
+                speed(ours),
+                speed(one.and_then(|r| r.raw.as_ref())),
+                speed(at(4).and_then(|r| r.ours.as_ref())),
+                opt(ours.map(Summary::commands)),
+                opt(ours.map(Summary::round_trips)),
+            );
+        }
+    }
+    if !bulks.is_empty() {
+        println!("\n### Summary: bulk operations, 100,000 entries a call\n");
+        println!(
+            "| operation | crate/raw time | crate entries/s | raw entries/s | crate vs redis-benchmark -P 64 | commands/call |"
+        );
+        println!("|---|---:|---:|---:|---:|---|");
+        for b in bulks {
+            let per_entry =
+                |s: Option<&Summary>| opt(s.map(|s| rate(s.per_second * b.entries as f64)));
+            println!(
+                "| {} | {} | {} | {} | {} | {} |",
+                b.workload.name,
+                ratio(Some(&b.row)),
+                per_entry(b.row.ours.as_ref()),
+                per_entry(b.row.raw.as_ref()),
+                opt(b.row.ours.as_ref().zip(b.peer).map(|(s, (p, rps))| format!(
+                    "{:.0}% of {}",
+                    100.0 * s.per_second * b.entries as f64 / rps,
+                    peer_name(p)
+                ))),
+                opt(b.row.ours.as_ref().map(Summary::commands)),
+            );
+        }
+    }
+}
+
 fn peer_name(p: Peer) -> &'static str {
     match p {
         Peer::Hset => "HSET",
@@ -484,6 +537,8 @@ fn main() -> Result<()> {
             println!("| {what} | {} |", rate(*rps));
         }
     }
+
+    print_summary(&singles, &bulks);
 
     println!("\n### Targets\n");
     let one = |rows: &[Row], t: usize| rows.iter().find(|r| r.threads == t).and_then(Row::ratio);
