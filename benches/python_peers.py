@@ -324,7 +324,8 @@ def fmt_count(v):
 def per_call(commands, calls):
     total = sum(commands.values())
     parts = sorted(commands.items(), key=lambda kv: (-kv[1], kv[0]))
-    detail = ", ".join(f"{k.upper()} {fmt_count(n / calls)}" for k, n in parts)
+    detail = ", ".join(f"{k.replace('|', ' ').upper()} "
+                       f"{'<0.01' if n / calls < 0.005 else fmt_count(n / calls)}" for k, n in parts)
     return f"{fmt_count(total / calls)} ({detail})"
 
 

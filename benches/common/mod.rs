@@ -204,7 +204,16 @@ impl Stats {
         parts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let detail: Vec<String> = parts
             .iter()
-            .map(|(name, n)| format!("{} {}", name.to_uppercase(), fmt_count(**n as f64 / calls)))
+            .map(|(name, n)| {
+                // `script|load` -> `SCRIPT LOAD` (a `|` would split a Markdown cell).
+                let name = name.replace('|', " ").to_uppercase();
+                let per_call = **n as f64 / calls;
+                if per_call < 0.005 {
+                    format!("{name} <0.01")
+                } else {
+                    format!("{name} {}", fmt_count(per_call))
+                }
+            })
             .collect();
         format!(
             "{} ({})",
