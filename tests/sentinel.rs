@@ -20,19 +20,28 @@ fn gate(conn: &Connection, key: impl redis_caches::key::IntoKey) -> SentinelCach
 }
 
 /// Races `THREADS` threads over the `KEYS` gates of `run`, each thread starting at a different
-/// key; returns the keys this process won, checking that no key was won twice in it.
-fn race(conn: &Connection, run: &str) -> Vec<usize> {
-    let barrier = Arc::new(Barrier::new(THREADS));
+/// key (shifted by `offset`, so that the two processes start on different gates); returns the
+/// keys this process won, checking that no key was won twice in it.
+///
+/// The threads first open their pooled connections and build their handles, then `start` runs
+/// (the cross-process handshake), and only then do they claim: both processes set off at the
+/// same moment, ready to go.
+fn race(conn: &Connection, run: &str, offset: usize, start: impl FnOnce()) -> Vec<usize> {
+    let ready = Arc::new(Barrier::new(THREADS + 1));
+    let go = Arc::new(Barrier::new(THREADS + 1));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let gates: Vec<SentinelCache> =
                 (0..KEYS).map(|i| gate(conn, (run, "gate", i))).collect();
-            let barrier = barrier.clone();
+            let warm = gate(conn, (run, "warm-up", offset + t));
+            let (ready, go) = (ready.clone(), go.clone());
             thread::spawn(move || {
-                barrier.wait();
+                warm.claim().expect("warm-up claim");
+                ready.wait();
+                go.wait();
                 let mut won = Vec::new();
                 for n in 0..KEYS {
-                    let i = (n + t * KEYS / THREADS) % KEYS;
+                    let i = (n + t * KEYS / THREADS + offset) % KEYS;
                     if gates[i].claim().expect("claim") {
                         won.push(i);
                     }
@@ -41,6 +50,9 @@ fn race(conn: &Connection, run: &str) -> Vec<usize> {
             })
         })
         .collect();
+    ready.wait();
+    start();
+    go.wait();
     let mut all = Vec::new();
     for h in handles {
         all.extend(h.join().expect("racing thread"));
@@ -95,21 +107,23 @@ fn race_two_processes(server: &RedisServer) -> (HashSet<usize>, HashSet<usize>) 
         "child_races_on_the_gates",
         &[("RACE_URL", server.url()), ("RACE_RUN", run.clone())],
     );
-    // Start together: the child says it is ready, then both race.
+    // Start together: once both are ready, the child says so, the parent says go, and both
+    // race.
     let mut raw = server.raw();
-    let ready: Option<(String, String)> = redis::cmd("BLPOP")
-        .arg(format!("{run}.ready"))
-        .arg(30)
-        .query(&mut raw)
-        .expect("BLPOP ready");
-    assert!(ready.is_some(), "the child never became ready");
     let conn = server.connection();
-    redis::cmd("RPUSH")
-        .arg(format!("{run}.go"))
-        .arg(1)
-        .exec(&mut raw)
-        .expect("RPUSH go");
-    let mine = race(&conn, &run);
+    let mine = race(&conn, &run, 0, || {
+        let ready: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(format!("{run}.ready"))
+            .arg(30)
+            .query(&mut raw)
+            .expect("BLPOP ready");
+        assert!(ready.is_some(), "the child never became ready");
+        redis::cmd("RPUSH")
+            .arg(format!("{run}.go"))
+            .arg(1)
+            .exec(&mut raw)
+            .expect("RPUSH go");
+    });
     record(&mut raw, &run, "parent", &mine);
     support::wait_child(child);
 
@@ -147,18 +161,19 @@ fn child_races_on_the_gates() {
     let mut raw = redis::Client::open(url)
         .and_then(|c| c.get_connection())
         .expect("raw connection");
-    redis::cmd("RPUSH")
-        .arg(format!("{run}.ready"))
-        .arg(1)
-        .exec(&mut raw)
-        .expect("RPUSH ready");
-    let go: Option<(String, String)> = redis::cmd("BLPOP")
-        .arg(format!("{run}.go"))
-        .arg(30)
-        .query(&mut raw)
-        .expect("BLPOP go");
-    assert!(go.is_some(), "the parent never said go");
-    let won = race(&conn, &run);
+    let won = race(&conn, &run, KEYS / (2 * THREADS), || {
+        redis::cmd("RPUSH")
+            .arg(format!("{run}.ready"))
+            .arg(1)
+            .exec(&mut raw)
+            .expect("RPUSH ready");
+        let go: Option<(String, String)> = redis::cmd("BLPOP")
+            .arg(format!("{run}.go"))
+            .arg(30)
+            .query(&mut raw)
+            .expect("BLPOP go");
+        assert!(go.is_some(), "the parent never said go");
+    });
     record(&mut raw, &run, "child", &won);
 }
 
