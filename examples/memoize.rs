@@ -5,14 +5,14 @@
 //! otherwise it starts a throwaway `redis-server` on a free loopback port.
 
 use std::error::Error;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use redis_caches::connection;
 use redis_caches::memo::Memo;
+
+#[path = "common/server.rs"]
+mod server;
 
 /// A lookup that takes a while, as a database or an HTTP call would.
 fn fetch_price(id: u64) -> f64 {
@@ -21,7 +21,7 @@ fn fetch_price(id: u64) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let _server = ensure_default_connection()?;
+    let _server = server::ensure_default_connection()?;
 
     // One statement declares the memoized function.
     let price = Memo::builder("example-price", fetch_price)
@@ -100,49 +100,4 @@ fn main() -> Result<(), Box<dyn Error>> {
         m?;
     }
     Ok(())
-}
-
-/// A `redis-server` this example started, stopped when dropped.
-struct ThrowawayServer(Child);
-
-impl Drop for ThrowawayServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ensure_default_connection() -> Result<Option<ThrowawayServer>, Box<dyn Error>> {
-    if std::env::var("CACHES_DSN").is_ok_and(|v| !v.trim().is_empty()) {
-        return Ok(None);
-    }
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("CACHES_DSN is not set and redis-server could not be started: {e}"))?;
-    let server = ThrowawayServer(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("redis-server did not start listening on port {port}").into());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    connection::register(
-        connection::DEFAULT_CONNECTION,
-        &format!("redis://127.0.0.1:{port}/0"),
-    )?;
-    Ok(Some(server))
 }
