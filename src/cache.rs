@@ -154,7 +154,7 @@ where
         self.core.run(|c, k| match ttl {
             None => redis::cmd("SET").arg(k).arg(&bytes).exec(c),
             Some(ttl) if !keep => {
-                let ms = ttl.as_millis().max(1) as u64;
+                let ms = crate::options::ttl_millis(ttl);
                 redis::cmd("SET")
                     .arg(k)
                     .arg(&bytes)
@@ -214,7 +214,7 @@ where
             let mut cmd = redis::cmd("SET");
             cmd.arg(k).arg(&encoded).arg("NX").arg("GET");
             if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(ttl.as_millis().max(1) as u64);
+                cmd.arg("PX").arg(crate::options::ttl_millis(ttl));
             }
             cmd.query(c)
         })?;
@@ -302,12 +302,12 @@ impl<T: Counter> RedisCache<T, Raw> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn incr(&self, by: T) -> Result<T> {
-        let key = self.core.resolved()?.key.clone();
+        let key = self.core.resolved()?.key.as_str();
         let by = by.to_i64().ok_or_else(|| crate::Error::Encode {
-            key: key.clone(),
+            key: key.to_string(),
             reason: "the increment does not fit an i64".into(),
         })?;
-        self.add(by, &key)
+        self.add(by, key)
     }
 
     /// Subtracts `by` atomically and returns the new value. `INCRBY key -by` (in the same
@@ -325,15 +325,15 @@ impl<T: Counter> RedisCache<T, Raw> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn decr(&self, by: T) -> Result<T> {
-        let key = self.core.resolved()?.key.clone();
+        let key = self.core.resolved()?.key.as_str();
         let by = by
             .to_i64()
             .and_then(i64::checked_neg)
             .ok_or_else(|| crate::Error::Encode {
-                key: key.clone(),
+                key: key.to_string(),
                 reason: "the decrement does not fit an i64".into(),
             })?;
-        self.add(by, &key)
+        self.add(by, key)
     }
 
     fn add(&self, by: i64, key: &str) -> Result<T> {
@@ -345,7 +345,7 @@ impl<T: Counter> RedisCache<T, Raw> {
             Some(ttl) => INCR_WITH_TTL
                 .key(k)
                 .arg(by)
-                .arg(ttl.as_millis().max(1) as u64)
+                .arg(crate::options::ttl_millis(ttl))
                 .arg(if keep { "NX" } else { "" })
                 .invoke(c),
             None => redis::cmd("INCRBY").arg(k).arg(by).query(c),

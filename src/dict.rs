@@ -594,7 +594,7 @@ where
             .core
             .options
             .ttl
-            .map(|t| t.as_millis().max(1).to_string())
+            .map(|t| crate::options::ttl_millis(t).to_string())
             .unwrap_or_default();
         let mode = match self.core.options.ttl_policy {
             TtlPolicy::Keep => "NX",

@@ -355,10 +355,6 @@ fn token() -> String {
     )
 }
 
-fn millis(d: Duration) -> u64 {
-    d.as_millis().clamp(1, u128::from(u64::MAX)) as u64
-}
-
 impl<A, R> Memo<A, R, Error>
 where
     A: Serialize + 'static,
@@ -705,7 +701,7 @@ impl<A, R, E> Memo<A, R, E> {
 
     fn read(&self, keys: &Keys, token: &str, poll: bool) -> Result<State> {
         let stale_after = match (self.inner.refresh, self.inner.ttl) {
-            (Some(r), Some(t)) => millis(t.saturating_sub(r)).to_string(),
+            (Some(r), Some(t)) => crate::options::ttl_millis(t.saturating_sub(r)).to_string(),
             _ => "-1".to_string(),
         };
         let reply: Vec<redis::Value> = self.run(&keys.value, |c| {
@@ -716,7 +712,7 @@ impl<A, R, E> Memo<A, R, E> {
                 .arg(self.inner.storage.mode.code())
                 .arg(&keys.field)
                 .arg(token)
-                .arg(millis(self.inner.lock_timeout))
+                .arg(crate::options::ttl_millis(self.inner.lock_timeout))
                 .arg(stale_after)
                 .arg(if self.inner.stats { "1" } else { "0" })
                 .arg(if self.inner.default.is_some() {
@@ -770,7 +766,7 @@ impl<A, R, E> Memo<A, R, E> {
     }
 
     fn finish(&self, keys: &Keys, token: &str, action: Finish, values: &[Vec<u8>]) -> Result<bool> {
-        let ttl = self.inner.ttl.map_or(0, millis);
+        let ttl = self.inner.ttl.map_or(0, crate::options::ttl_millis);
         let owned: i64 = self.run(&keys.value, |c| {
             let mut invocation = scripts::FINISH.key(&keys.value);
             invocation

@@ -24,11 +24,23 @@ use crate::key::{IntoKey, Key};
 pub enum TtlPolicy {
     /// Every write sets the TTL again (`PEXPIRE key ttl` in the same round trip), as `caches`
     /// does: the key lives until `ttl` after its last write.
+    ///
+    /// Where the write and its `PEXPIRE` share a `MULTI`/`EXEC`, the `PEXPIRE` runs inside a
+    /// small `EVAL` that first checks the key holds the collection's Redis type: `MULTI`/`EXEC`
+    /// does not stop after a command Redis refuses, and a bare `PEXPIRE` would otherwise give a
+    /// key of another type (someone else's data) this collection's TTL.
     #[default]
     Refresh,
     /// The TTL is set when the key is created and left alone afterwards (`PEXPIRE key ttl
     /// NX`, Redis 7.0 or later): the key lives until `ttl` after its first write.
     Keep,
+}
+
+/// A duration in whole milliseconds for `PX`/`PEXPIRE`: at least 1 (Redis refuses 0), and
+/// saturating at `u64::MAX` instead of wrapping (Redis then refuses it with an error naming the
+/// key). Every TTL the crate sends goes through here.
+pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 /// The largest encoded value the collections accept by default: Redis' own limit for one
@@ -376,7 +388,7 @@ impl<C: Codec> Core<C> {
             // else's data, which Redis would then delete). The script expires the key only
             // when it holds this collection's type. EVAL, not EVALSHA: a NOSCRIPT inside
             // EXEC could not be retried without running the write twice.
-            let ms = ttl.as_millis().max(1) as u64;
+            let ms = ttl_millis(ttl);
             let cmd = pipe
                 .cmd("EVAL")
                 .arg(GUARDED_PEXPIRE)
@@ -478,7 +490,7 @@ impl<C: Codec> Core<C> {
 
     /// `PEXPIRE key ms`; true when the key exists.
     pub(crate) fn expire(&self, ttl: Duration) -> Result<bool> {
-        let ms = ttl.as_millis().max(1) as u64;
+        let ms = ttl_millis(ttl);
         self.run(|c, k| redis::cmd("PEXPIRE").arg(k).arg(ms).query(c))
     }
 }
@@ -657,5 +669,18 @@ impl Ttl {
             Ttl::Expires(d) => Some(*d),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_millis_rounds_up_to_one_and_saturates() {
+        assert_eq!(ttl_millis(Duration::ZERO), 1);
+        assert_eq!(ttl_millis(Duration::from_micros(1500)), 1);
+        assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
+        assert_eq!(ttl_millis(Duration::MAX), u64::MAX);
     }
 }

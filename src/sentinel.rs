@@ -2,7 +2,6 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::codec::{Codec, Postcard};
 use crate::error::Result;
@@ -128,7 +127,7 @@ impl<C: Codec> SentinelCache<C> {
             let mut cmd = redis::cmd("SET");
             cmd.arg(k).arg(1).arg("NX").arg("GET");
             if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(ttl_millis(ttl));
+                cmd.arg("PX").arg(crate::options::ttl_millis(ttl));
             }
             cmd.query(c)
         })?;
@@ -184,9 +183,4 @@ impl<C: Codec> SentinelCache<C> {
         expire: "Makes a closed gate re-open `ttl` from now; `false` when the gate is open \
                  (there is nothing to expire).",
     }
-}
-
-/// A TTL in whole milliseconds, at least 1 (Redis refuses `PX 0`).
-fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }

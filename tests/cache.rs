@@ -818,3 +818,19 @@ fn golden_stored_bytes() {
     raw_set(&server, "golden.42", b"-9");
     assert_eq!(n.get().unwrap(), Some(-9));
 }
+
+#[test]
+fn a_ttl_too_large_for_redis_is_a_typed_error_and_stores_nothing() {
+    // Milliseconds saturate instead of wrapping around to a tiny TTL; Redis refuses the
+    // result, and the error names the key.
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let c: RedisCache<String> = RedisCache::builder("forever")
+        .connection(&conn)
+        .ttl(Duration::MAX)
+        .build();
+    let err = c.set("v").unwrap_err();
+    assert!(matches!(err, Error::Redis { .. }), "{err:?}");
+    assert!(err.to_string().contains("forever"), "{err}");
+    assert_eq!(raw_get(&server, "forever"), None);
+}

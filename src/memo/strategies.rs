@@ -240,7 +240,7 @@ impl<A, E> MemoCounter<A, E> {
             let mut cmd = redis::cmd("SET");
             cmd.arg(&keys.value).arg(value);
             if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(super::millis(ttl));
+                cmd.arg("PX").arg(crate::options::ttl_millis(ttl));
             }
             cmd.exec(c)
         })
