@@ -607,29 +607,40 @@ impl<A, R, E> Memo<A, R, E> {
         let parts = (self.inner.key)(args).map_err(|reason| Error::InvalidKey {
             reason: format!("memo {:?}: {reason}", self.inner.name),
         })?;
-        let prefix = resolved.connection.prefix();
-        let tagged = || Key::from_parts([format!("memo:{}", self.inner.name)]).with_hash_tag();
+        // `<base>.<kind>.<escaped parts>`: the same bytes `Key::render` gives for
+        // `{memo:<name>}.<kind>.<parts>`, with the base rendered once per memo (in `resolved`)
+        // and the parts once per call, instead of a `Key` built and rendered per key.
+        let args = if parts.parts().is_empty() {
+            String::new()
+        } else {
+            parts.render("", None)?
+        };
         let under = |kind: &str| {
-            let mut key = tagged().child(kind);
-            for part in parts.parts() {
-                key = key.child(part.clone());
+            let mut key = String::with_capacity(resolved.base.len() + kind.len() + args.len() + 2);
+            key.push_str(&resolved.base);
+            key.push('.');
+            key.push_str(kind);
+            if !args.is_empty() {
+                key.push('.');
+                key.push_str(&args);
             }
-            key.render(prefix, None)
+            key
         };
         let (value, field) = match self.inner.storage.mode {
-            Mode::Value | Mode::List => (under("v")?, String::new()),
+            Mode::Value | Mode::List => (under("v"), String::new()),
             Mode::HashField => {
-                let field = if parts.parts().is_empty() {
+                // One hash for the whole function (`<base>.h`); the arguments name the field.
+                let field = if args.is_empty() {
                     "_".to_string()
                 } else {
-                    parts.render("", None)?
+                    args.clone()
                 };
-                (tagged().child("h").render(prefix, None)?, field)
+                (format!("{}.h", resolved.base), field)
             }
         };
         Ok(Keys {
             value,
-            lock: under("lock")?,
+            lock: under("lock"),
             stats: resolved.stats.clone(),
             field,
         })
