@@ -124,7 +124,11 @@ impl RedisServer {
             if let Ok(Some(_)) = child.try_wait() {
                 return false; // exited: most likely the port was taken meanwhile
             }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // Another test's server may answer on this port (both were handed the same free
+            // port; ours then fails to bind and exits): only our own listener counts.
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && listens_on(child.id(), self.port)
+            {
                 self.child = Some(child);
                 return true;
             }
@@ -301,6 +305,31 @@ impl RedisServer {
         // `after` counts the read of the second INFO itself.
         after - before - 1
     }
+}
+
+/// Whether process `pid` holds the listening TCP socket of `port` (read from `/proc`).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true; // no /proc: trust the connection, as before
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let local_port = cols.get(1)?.rsplit(':').next()?;
+            let listening = cols.get(3) == Some(&"0A");
+            (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| cols.get(9).map(|inode| format!("socket:[{inode}]")))?
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 fn parse_commandstats(info: &str) -> HashMap<String, u64> {
