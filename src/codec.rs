@@ -1,43 +1,194 @@
 //! How values become bytes in Redis, and back.
 //!
-//! A collection encodes its values (and hash fields, set members) with a [`Codec`], chosen
-//! with the builder's `codec(...)`:
+//! A collection encodes its values with a [`Codec`], chosen with the builder's `codec(...)`,
+//! and tags them with the [`TypeTag`] of the value type:
 //!
 //! | Codec | Stored bytes | For |
 //! |---|---|---|
 //! | [`Postcard`] (default) | 6-byte header + [postcard](https://docs.rs/postcard) body | any serde type |
 //! | [`Raw`] | Redis-native: integers and floats as decimal text, strings as UTF-8, bytes as is | counters (`INCRBY`), values readable in `redis-cli` |
-//! | [`Json`] (feature `json`) | JSON text | values other programs read |
+//! | `Json` (feature `json`) | JSON text | values other programs read |
+//!
+//! Hash fields and set or sorted-set members follow their own rule (see
+//! [Fields and members](#fields-and-members)): strings and integers are plain text whatever
+//! the codec, so `HGET`, `SISMEMBER` and `ZSCORE` work from any client.
 //!
 //! # The postcard header
 //!
 //! postcard is compact but not self-describing: bytes written for one type can decode
-//! "successfully" as another. Every postcard value therefore starts with a header:
+//! "successfully" as another. Every postcard value therefore starts with a header (stored-data
+//! format v2):
 //!
 //! ```text
 //! byte 0      0xCA        magic
-//! byte 1      0x01        format version
-//! bytes 2..6  fingerprint FNV-1a (32 bit, little endian) of the value type's name
+//! byte 1      0x02        format version
+//! bytes 2..6  fingerprint the first 4 bytes of SHA-1 over the type's canonical shape text
+//!                         and schema version (big endian, so that `redis-cli`'s
+//!                         `\xca\x02\x12\x34\xab\xcd` reads as fingerprint 0x1234abcd)
+//! bytes 6..   the postcard body
 //! ```
 //!
-//! The type name is the one [`std::any::type_name`] gives, with module paths removed
-//! (`alloc::vec::Vec<my_app::User>` becomes `Vec<User>`), so moving a type between modules
-//! keeps its data readable while changing its name, or reading it as another type, is
-//! detected. Decoding checks the magic, the version, the fingerprint and that the body is
-//! consumed exactly; anything else is a [`CodecError`], never a panic. Decoding never runs
-//! code (unlike pickle in the Python originals).
+//! Decoding checks the magic, the version, the fingerprint and that the body is consumed
+//! exactly; anything else is a [`CodecError`] whose [`kind`](CodecError::kind) says which
+//! (`Foreign`, `OldFormat`, `NewerFormat`, `OtherShape`, `Corrupt`), never a panic. Decoding
+//! never runs code (unlike pickle in the Python originals).
 //!
 //! One limit, from postcard itself: behind a valid header, a few non-canonical bodies that
 //! this crate never writes still decode (an integer or length written as an overlong varint,
 //! map keys out of order, a `char` followed by extra bytes). They cannot arise from this crate
-//! or from bytes written for another type; only deliberate tampering produces them. Checking
-//! by re-encoding is not possible in general, since types such as `HashMap` do not encode
-//! deterministically.
+//! or from bytes written for another type; only deliberate tampering produces them.
+//!
+//! # The shape of a type
+//!
+//! The fingerprint is computed from the type's shape as serde sees it, by tracing the type's
+//! `Deserialize` impl (once per type per process; [`TypeTag::of`] caches it). The shape is
+//! written as canonical text ([`TypeTag::shape`]) and hashed:
+//!
+//! - primitives: `bool`, `i8`..`i128`, `u8`..`u128`, `f32`, `f64`, `char`, `str` (`String`,
+//!   `&str`, `Box<str>`), `bytes` (`serde_bytes`), `unit` (`()`);
+//! - `option<T>`, `seq<T>` (`Vec`, `VecDeque`, `HashSet`, `BTreeSet`, slices), `map<K,V>`
+//!   (`HashMap`, `BTreeMap`), `tuple<A,B>` (tuples and arrays `[T; N]`);
+//! - containers, inlined without their names: `unit_struct`, `newtype<T>`,
+//!   `tuple_struct<A,B>`, `struct{"a":A,"b":B}` (field names and order),
+//!   `enum{"A":unit,"B":newtype<T>,"C":tuple<..>,"D":struct{..}}` (variant names and order,
+//!   each variant's contents);
+//! - `^n` where a container recurs inside itself, `n` levels up (`^0` is the innermost
+//!   enclosing container): `struct List { next: Option<Box<List>> }` is
+//!   `struct{"next":option<^0>}`.
+//!
+//! So a type's name, its module and the compiler's `type_name` text are not part of it: a
+//! renamed or moved type keeps reading its data. Wrappers serde writes transparently (`Box`,
+//! `Arc`, `Cow`, references) are invisible, and types serde writes alike share a shape
+//! (`Vec<T>` and `HashSet<T>`, `HashMap` and `BTreeMap`, `[u8; 4]` and `(u8, u8, u8, u8)`), as
+//! they share postcard bytes. Borrowed forms share their owned form's tag through
+//! [`TypeTag::of_owned`] (`str` as `String`, `[T]` as `Vec<T>`). `#[serde(rename)]` changes
+//! the names seen; a type that deserializes from a primitive (`serde_repr` enums, types with
+//! `#[serde(from = "u8")]`) has that primitive's shape.
+//!
+//! The tracer answers each request with a sample value (numbers are 1, strings `"a"`, bytes
+//! one long; a type that refuses its sample is offered others, such as 16 bytes for a UUID
+//! or `"1.0.0"` for a version), drives the type as postcard does (structs as sequences, enum
+//! variants by index, not human-readable) and runs it again until every variant of every enum
+//! it reaches has been seen. Containers are told apart by their Rust type, not their name, so
+//! two `Item`s from different modules inside one type are two containers. A `Deserialize` that
+//! reads different things depending on the values it reads is seen along the sample values'
+//! path only. A type is traced once per process, when its first tag is built.
+//!
+//! # Types whose shape cannot be traced
+//!
+//! Tracing fails for types whose `Deserialize` asks the data for its own type
+//! (`deserialize_any`: `serde_json::Value`, `#[serde(untagged)]` and internally tagged
+//! enums, `#[serde(flatten)]`), names enum variants only by string, rejects every sample
+//! offered, panics on them, asks for different shapes on different runs, or has no finite
+//! values; and for types too large to trace (over a million steps, or a shape over 1 MiB
+//! written out). [`TypeTag::untraced_reason`] says why. Such
+//! a tag's fingerprint falls back to the type's name without module paths, which cannot see a
+//! change of shape, so [`Postcard`] refuses to encode or decode it
+//! ([`CodecErrorKind::Unsupported`]) unless the tag carries an explicit schema version, which
+//! makes the user responsible for bumping it on every change of the type. (postcard cannot
+//! read `deserialize_any` types at all; refusing at the first write is better than storing
+//! values that never read back.) [`Raw`] and [`Json`] do not use the fingerprint and store
+//! such types as they can.
+//!
+//! # Schema versions
+//!
+//! [`TypeTag::with_schema_version`] puts an explicit version number into the fingerprint;
+//! collections take it from their builder's
+//! [`schema_version`](crate::Builder::schema_version), memos from
+//! [`MemoBuilder::schema_version`](crate::MemoBuilder::schema_version). It applies to
+//! every value the handle stores and to fields and members stored in the codec's encoding;
+//! plain-text fields and members carry no fingerprint.
+//! Bump it when the shape stays the same but the meaning changes (a field `price: u64` goes
+//! from cents to millicents): values written under another version then read as
+//! [`CodecErrorKind::OtherShape`], a miss for caches.
+//!
+//! # When a type changes
+//!
+//! What a new build reads from values that an older build stored:
+//!
+//! | Change between the two builds | Fingerprint | [`Postcard`] | [`Json`] |
+//! |---|---|---|---|
+//! | Type renamed or moved to another module, same fields | same | reads normally | reads normally |
+//! | Field added | changes | `OtherShape` | reads if the field has `#[serde(default)]` (or is an `Option`), else `Invalid` |
+//! | Field removed | changes | `OtherShape` | reads normally (the old field is ignored) |
+//! | Field renamed | changes | `OtherShape` | `Invalid` unless `#[serde(alias)]` |
+//! | Fields reordered | changes | `OtherShape` | reads normally |
+//! | Field type changed (`u32` to `u64`, `String` to `Option<String>`) | changes | `OtherShape` | reads if the JSON fits the new type, else `Invalid` |
+//! | Enum variant added | changes | `OtherShape` | reads normally |
+//! | Enum variant removed or renamed | changes | `OtherShape` | `Invalid` for values of that variant |
+//! | Enum variants reordered | changes | `OtherShape` | reads normally |
+//! | Variant contents changed | changes | `OtherShape` | as for fields |
+//! | Container kind changed (`struct Id(u64)` to `u64`) | changes | `OtherShape` | reads normally (a newtype is its contents in JSON) |
+//! | Only the meaning changed | same | reads normally: bump the schema version | reads normally |
+//! | Schema version bumped | changes | `OtherShape` | not used |
+//!
+//! What the reader then gets depends on whether it is a cache:
+//!
+//! | Kind of error | Plain collection (`RedisCache`, `DictCache`, sets, `Region::get`) | Cache (`Memo`, `Region::get_or_insert_with`, `Region::memo`) |
+//! |---|---|---|
+//! | `OtherShape`, `OldFormat`, `NewerFormat` ([`CodecError::is_stale`]) | [`Error::Decode`](crate::Error::Decode) naming the key, with the expected and found fingerprint in its source | a miss: recomputed and written over |
+//! | `Invalid`, `Corrupt`, `Foreign` | `Error::Decode` | a `Memo` deletes it and recomputes; `Region::get_or_insert_with` returns `Error::Decode` |
+//!
+//! [`Raw`] stores only primitives: a changed primitive type reads if the text fits it
+//! (`"7"` as `u32` or `u64`), else `Invalid`.
+//!
+//! # Fields and members
+//!
+//! Hash fields of a `DictCache<K, _>` and members of `SetCache<T>` and `SortedSetCache<T>` go
+//! through [`Codec::encode_field`] and [`Codec::decode_field`], whose default follows the
+//! key type's [`FieldForm`], decided per type from its traced shape:
+//!
+//! - [`FieldForm::Text`] for strings and `char` (and newtype structs around them, at any
+//!   depth): the UTF-8 text as is, `ada`; reading requires valid UTF-8 (exactly one character
+//!   for a `char`);
+//! - [`FieldForm::Integer`] for `i8`..`i128` and `u8`..`u128` (and newtypes around them):
+//!   canonical decimal, `42`, `-7`; reading accepts only what encoding writes (no `+`, no
+//!   leading zero, no `-0`, no spaces) within the type's range;
+//! - [`FieldForm::Encoded`] for every other type (and for types whose shape cannot be traced):
+//!   the codec's own encoding, which for [`Postcard`] carries the header and its type check.
+//!
+//! A borrowed lookup (`get("ada")` on a `DictCache<String, _>`) encodes `&str` with the
+//! `String` tag and gives the same bytes. Plain text never starts with the postcard header
+//! (`0xCA` followed by a version byte is not UTF-8), so a field written by format v1, or a
+//! postcard field of another type, is reported as `OldFormat` or `OtherShape`, never misread.
+//! [`Json`] overrides the rule and writes fields as JSON text (`"ada"`), as in format v1;
+//! `Pickle` (feature `pickle`) keeps its own encoding for fields and members too, as Python's
+//! `caches` pickles set members (it cannot write, so lookups are refused).
+//!
+//! # Lossless or refused
+//!
+//! Every codec either stores a value so that it decodes to itself or refuses it with
+//! [`CodecErrorKind::Unsupported`] (property tests check this):
+//!
+//! - [`Postcard`] stores every value of a traced type bit for bit (`-0.0`, `NaN` payloads,
+//!   `u128`, `Option<()>`, nested options, unit structs, empty strings);
+//! - [`Raw`] stores integers of every width, `bool`, `char`, strings, byte vectors, floats in
+//!   Rust's shortest round-trip decimal (`f32` in its own, `-0`, `inf`, `-inf`), and refuses
+//!   `NaN`, options, units, tuples, structs, enums, maps and sequences other than bytes, also
+//!   when reading, so that it never reads `"12"` as the bytes of a `Vec<i64>`;
+//! - [`Json`] refuses `NaN` and infinities (serde_json would write `null`) and `Some(x)`
+//!   where `x` is written as `null` (`Some(())`, `Some(None)`), which would read back as
+//!   `None`; serde_json itself refuses map keys that are not strings, integers, floats, bools
+//!   or chars.
+//!
+//! # From format v1
+//!
+//! redis-caches 0.1 wrote format v1: the same header with version byte `0x01` and a
+//! fingerprint hashing the type's name, which could not see a reordered field. v1 data is
+//! never read as v2: decoding a v1 postcard value or field gives
+//! [`CodecErrorKind::OldFormat`] `{ version: 1 }` ("written by stored-data format v1
+//! (redis-caches 0.1)"), an [`Error::Decode`](crate::Error::Decode) for plain collections and
+//! a miss for caches, which overwrite it. [`Raw`] values and fields are unchanged (an `f32`
+//! written by v1 as its `f64` widening reads back as the same `f32`), as are [`Json`] values
+//! and fields, except that v1 wrote `NaN` and infinities as `null`.
 //!
 //! # Writing your own codec
 //!
+//! A codec implements [`encode`](Codec::encode) and [`decode`](Codec::decode); fields and
+//! members then follow the default rule above.
+//!
 //! ```
-//! use redis_caches::codec::{Codec, CodecError, TypeTag};
+//! use redis_caches::codec::{Codec, CodecError, CodecErrorKind, TypeTag};
 //! use serde::{Serialize, de::DeserializeOwned};
 //!
 //! /// Stores values as postcard without a header (not recommended: no type check).
@@ -46,133 +197,53 @@
 //!
 //! impl Codec for Bare {
 //!     fn encode<T: Serialize + ?Sized>(&self, value: &T, _: &TypeTag) -> Result<Vec<u8>, CodecError> {
-//!         postcard::to_stdvec(value).map_err(CodecError::new)
+//!         postcard::to_stdvec(value)
+//!             .map_err(|e| CodecError::with_kind(CodecErrorKind::Unsupported, "postcard").with_source(e))
 //!     }
 //!     fn decode<T: DeserializeOwned>(&self, bytes: &[u8], _: &TypeTag) -> Result<T, CodecError> {
-//!         postcard::from_bytes(bytes).map_err(CodecError::new)
+//!         postcard::from_bytes(bytes)
+//!             .map_err(|e| CodecError::with_kind(CodecErrorKind::Invalid, "postcard").with_source(e))
 //!     }
 //! }
-//! assert_eq!(Bare.decode::<u32>(&Bare.encode(&7u32, &TypeTag::of::<u32>())?, &TypeTag::of::<u32>())?, 7);
+//!
+//! let tag = TypeTag::of::<u32>();
+//! assert_eq!(Bare.decode::<u32>(&Bare.encode(&7u32, &tag)?, &tag)?, 7);
+//! assert_eq!(Bare.encode_field(&7u32, &tag)?, b"7"); // the default field rule
 //! # Ok::<(), CodecError>(())
 //! ```
+#![cfg_attr(
+    not(feature = "json"),
+    doc = "[`Json`]: https://docs.rs/redis-caches/latest/redis_caches/codec/struct.Json.html"
+)]
 
-use std::fmt;
+#[cfg(feature = "pickle")]
+pub mod pickle;
+#[cfg(feature = "pickle")]
+pub use pickle::Pickle;
 
 use serde::Serialize;
-use serde::de::{self, DeserializeOwned, Visitor};
-use serde::ser;
+use serde::de::DeserializeOwned;
 
-/// Why a value could not be encoded or decoded. Collections turn it into
-/// [`Error::Encode`](crate::Error::Encode) or [`Error::Decode`](crate::Error::Decode) naming the key.
-///
-/// ```
-/// use redis_caches::codec::CodecError;
-/// assert_eq!(CodecError::new("bad").to_string(), "bad");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CodecError(String);
+mod error;
+mod field;
+#[cfg(feature = "json")]
+mod json;
+mod postcard_codec;
+pub mod python;
+mod raw;
+mod tag;
+mod trace;
 
-impl CodecError {
-    /// A codec error with this message.
-    pub fn new(message: impl fmt::Display) -> Self {
-        CodecError(message.to_string())
-    }
-}
-
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CodecError {}
-
-impl ser::Error for CodecError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        CodecError::new(msg)
-    }
-}
-
-impl de::Error for CodecError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        CodecError::new(msg)
-    }
-}
-
-/// The name and fingerprint of a collection's value type, passed to codecs so that they can
-/// tag what they write.
-///
-/// Lookups that borrow (`get("a")` on a `String`-keyed map) encode the borrowed value with the
-/// collection type's tag, so the bytes are the same as for the owned value.
-///
-/// ```
-/// use redis_caches::codec::TypeTag;
-/// assert_eq!(TypeTag::of::<Vec<String>>().name(), "Vec<String>");
-/// assert_ne!(TypeTag::of::<u32>().fingerprint(), TypeTag::of::<i32>().fingerprint());
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TypeTag {
-    name: String,
-    fingerprint: u32,
-}
-
-impl TypeTag {
-    /// The tag of `T`.
-    pub fn of<T: ?Sized>() -> TypeTag {
-        let name = strip_paths(std::any::type_name::<T>());
-        let fingerprint = fnv1a(name.as_bytes());
-        TypeTag { name, fingerprint }
-    }
-
-    /// The tag of a type known only by its (already path-stripped) name.
-    pub(crate) fn named(name: String) -> TypeTag {
-        let fingerprint = fnv1a(name.as_bytes());
-        TypeTag { name, fingerprint }
-    }
-
-    /// The type name with module paths removed.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The 32-bit FNV-1a hash of [`name`](TypeTag::name).
-    pub fn fingerprint(&self) -> u32 {
-        self.fingerprint
-    }
-}
-
-/// `alloc::vec::Vec<my::User>` -> `Vec<User>`.
-fn strip_paths(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut segment_start = 0;
-    let bytes = name.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b':' && bytes.get(i + 1) == Some(&b':') {
-            out.truncate(segment_start);
-            i += 2;
-            continue;
-        }
-        let c = bytes[i];
-        if !(c.is_ascii_alphanumeric() || c == b'_') {
-            out.push(c as char);
-            segment_start = out.len();
-        } else {
-            out.push(c as char);
-        }
-        i += 1;
-    }
-    out
-}
-
-fn fnv1a(bytes: &[u8]) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in bytes {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
-}
+pub use error::{CodecError, CodecErrorKind};
+#[cfg(feature = "json")]
+pub use json::Json;
+pub use postcard_codec::{POSTCARD_MAGIC, POSTCARD_VERSION, Postcard};
+#[cfg(feature = "json")]
+pub use python::PythonJson;
+pub use python::PythonText;
+pub use raw::Raw;
+pub(crate) use tag::LazyTag;
+pub use tag::{FieldForm, TypeTag};
 
 /// Turns values into bytes and back. See the [module docs](self) for the built-in codecs and
 /// an example of a custom one.
@@ -181,11 +252,29 @@ fn fnv1a(bytes: &[u8]) -> u32 {
 /// form, like `&str` and `String`) must give equal bytes, because hash fields and set members
 /// are found by their bytes.
 pub trait Codec: Clone + Send + Sync + 'static {
+    /// Whether hash fields and set members are written and read exactly as values, instead
+    /// of by the field rule of the [module docs](self#fields-and-members) (`false`, the
+    /// default). `true` for codecs whose data other programs share, which write fields as
+    /// values (`Json`, the Python codecs).
+    ///
+    /// ```
+    /// use redis_caches::codec::{Codec, Json, Postcard};
+    /// assert!(Json::FIELDS_AS_VALUES && !Postcard::FIELDS_AS_VALUES);
+    /// ```
+    const FIELDS_AS_VALUES: bool = false;
+
     /// Encodes `value`, a value of the collection's type described by `tag`.
     ///
     /// # Errors
     ///
-    /// When the codec cannot represent the value.
+    /// When the codec cannot represent the value faithfully
+    /// ([`CodecErrorKind::Unsupported`]).
+    ///
+    /// ```
+    /// use redis_caches::codec::{Codec, Raw, TypeTag};
+    /// assert_eq!(Raw.encode(&7u8, &TypeTag::of::<u8>())?, b"7");
+    /// # Ok::<(), redis_caches::codec::CodecError>(())
+    /// ```
     fn encode<T: Serialize + ?Sized>(
         &self,
         value: &T,
@@ -196,770 +285,76 @@ pub trait Codec: Clone + Send + Sync + 'static {
     ///
     /// # Errors
     ///
-    /// For anything this codec did not write for that type; never panics.
+    /// For anything this codec did not write for that type, with a [`CodecErrorKind`] saying
+    /// what; never panics.
+    ///
+    /// ```
+    /// use redis_caches::codec::{Codec, Raw, TypeTag};
+    /// assert_eq!(Raw.decode::<u8>(b"7", &TypeTag::of::<u8>())?, 7);
+    /// # Ok::<(), redis_caches::codec::CodecError>(())
+    /// ```
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8], tag: &TypeTag) -> Result<T, CodecError>;
-}
 
-/// The default codec: postcard with a type-checking header (see the [module docs](self)).
-///
-/// ```
-/// use redis_caches::codec::{Codec, Postcard, TypeTag};
-/// let tag = TypeTag::of::<(String, u8)>();
-/// let bytes = Postcard.encode(&("hi".to_string(), 7u8), &tag)?;
-/// assert_eq!(&bytes[..2], &[0xCA, 0x01]);
-/// assert_eq!(Postcard.decode::<(String, u8)>(&bytes, &tag)?, ("hi".to_string(), 7));
-/// assert!(Postcard.decode::<u64>(&bytes, &TypeTag::of::<u64>()).is_err());
-/// # Ok::<(), redis_caches::codec::CodecError>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Postcard;
-
-/// First byte of every postcard value.
-pub const POSTCARD_MAGIC: u8 = 0xCA;
-/// Second byte of every postcard value: the header format version.
-pub const POSTCARD_VERSION: u8 = 0x01;
-const HEADER_LEN: usize = 6;
-/// The first allocation of an encoded value: the header plus 58 bytes.
-const ENCODE_CAPACITY: usize = 64;
-
-impl Codec for Postcard {
-    fn encode<T: Serialize + ?Sized>(
+    /// Encodes `value` as a hash field or set member of the type described by `tag`. The
+    /// default follows the tag's [`FieldForm`]: plain text for strings and integers, else
+    /// [`encode`](Codec::encode) (see the [module docs](self#fields-and-members)).
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`](Codec::encode); also when a type whose shape is a string or an integer
+    /// serializes as something else.
+    ///
+    /// ```
+    /// use redis_caches::codec::{Codec, Postcard, TypeTag};
+    /// assert_eq!(Postcard.encode_field("ada", &TypeTag::of::<String>())?, b"ada");
+    /// assert_eq!(Postcard.encode_field(&42u64, &TypeTag::of::<u64>())?, b"42");
+    /// # Ok::<(), redis_caches::codec::CodecError>(())
+    /// ```
+    fn encode_field<T: Serialize + ?Sized>(
         &self,
         value: &T,
         tag: &TypeTag,
     ) -> Result<Vec<u8>, CodecError> {
-        // Room for the header and a typical small value: growing the vector costs a realloc
-        // and a copy, which doubled the encoding cost of a 24-byte string.
-        let mut out = Vec::with_capacity(ENCODE_CAPACITY);
-        out.push(POSTCARD_MAGIC);
-        out.push(POSTCARD_VERSION);
-        out.extend_from_slice(&tag.fingerprint.to_le_bytes());
-        postcard::to_extend(value, out).map_err(|e| CodecError::new(format!("postcard: {e}")))
-    }
-
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8], tag: &TypeTag) -> Result<T, CodecError> {
-        if bytes.len() < HEADER_LEN || bytes[0] != POSTCARD_MAGIC {
-            return Err(CodecError::new(
-                "not written by redis-caches' postcard codec (no header)",
-            ));
-        }
-        if bytes[1] != POSTCARD_VERSION {
-            return Err(CodecError::new(format!(
-                "unknown postcard header version {}",
-                bytes[1]
-            )));
-        }
-        let found = u32::from_le_bytes([bytes[2], bytes[3], bytes[4], bytes[5]]);
-        if found != tag.fingerprint {
-            return Err(CodecError::new(format!(
-                "written for another type (fingerprint {found:#010x}), read as {} ({:#010x})",
-                tag.name, tag.fingerprint
-            )));
-        }
-        match postcard::take_from_bytes::<T>(&bytes[HEADER_LEN..]) {
-            Ok((value, [])) => Ok(value),
-            Ok((_, rest)) => Err(CodecError::new(format!(
-                "{} trailing bytes after the {} value",
-                rest.len(),
-                tag.name
-            ))),
-            Err(e) => Err(CodecError::new(format!(
-                "postcard body of {}: {e}",
-                tag.name
-            ))),
-        }
-    }
-}
-
-/// Redis-native values: integers and floats as decimal text (so `INCRBY` works on them),
-/// strings as UTF-8, byte vectors as they are, `bool` as `1`/`0`. Anything else (structs,
-/// options, sequences other than bytes) is an encode error.
-///
-/// ```
-/// use redis_caches::codec::{Codec, Raw, TypeTag};
-/// assert_eq!(Raw.encode(&-42i64, &TypeTag::of::<i64>())?, b"-42");
-/// assert_eq!(Raw.encode("héllo", &TypeTag::of::<String>())?, "héllo".as_bytes());
-/// assert_eq!(Raw.decode::<u16>(b"65535", &TypeTag::of::<u16>())?, 65535);
-/// assert!(Raw.decode::<u8>(b"256", &TypeTag::of::<u8>()).is_err());
-/// # Ok::<(), redis_caches::codec::CodecError>(())
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Raw;
-
-impl Codec for Raw {
-    fn encode<T: Serialize + ?Sized>(&self, value: &T, _: &TypeTag) -> Result<Vec<u8>, CodecError> {
-        let mut out = Vec::new();
-        value.serialize(RawSerializer { out: &mut out })?;
-        Ok(out)
-    }
-
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8], _: &TypeTag) -> Result<T, CodecError> {
-        T::deserialize(RawDeserializer { bytes })
-    }
-}
-
-/// JSON text through serde_json (crate feature `json`): readable by other programs, no type
-/// header.
-///
-/// ```
-/// # #[cfg(feature = "json")] {
-/// use redis_caches::codec::{Codec, Json, TypeTag};
-/// assert_eq!(Json.encode(&vec![1, 2], &TypeTag::of::<Vec<i32>>()).unwrap(), b"[1,2]");
-/// # }
-/// ```
-#[cfg(feature = "json")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Json;
-
-#[cfg(feature = "json")]
-impl Codec for Json {
-    fn encode<T: Serialize + ?Sized>(&self, value: &T, _: &TypeTag) -> Result<Vec<u8>, CodecError> {
-        serde_json::to_vec(value).map_err(|e| CodecError::new(format!("json: {e}")))
-    }
-
-    fn decode<T: DeserializeOwned>(&self, bytes: &[u8], tag: &TypeTag) -> Result<T, CodecError> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| CodecError::new(format!("json for {}: {e}", tag.name)))
-    }
-}
-
-struct RawSerializer<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-fn raw_unsupported(what: &str) -> CodecError {
-    CodecError::new(format!(
-        "the raw codec stores only integers, floats, bools, strings and bytes, not {what}"
-    ))
-}
-
-macro_rules! raw_display {
-    ($($method:ident: $t:ty),*) => {$(
-        fn $method(self, v: $t) -> Result<(), CodecError> {
-            use std::io::Write;
-            // Writing to a Vec cannot fail.
-            let _ = write!(self.out, "{v}");
-            Ok(())
-        }
-    )*};
-}
-
-impl<'a> ser::Serializer for RawSerializer<'a> {
-    type Ok = ();
-    type Error = CodecError;
-    type SerializeSeq = RawBytesSeq<'a>;
-    type SerializeTuple = ser::Impossible<(), CodecError>;
-    type SerializeTupleStruct = ser::Impossible<(), CodecError>;
-    type SerializeTupleVariant = ser::Impossible<(), CodecError>;
-    type SerializeMap = ser::Impossible<(), CodecError>;
-    type SerializeStruct = ser::Impossible<(), CodecError>;
-    type SerializeStructVariant = ser::Impossible<(), CodecError>;
-
-    raw_display!(
-        serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
-        serialize_i128: i128, serialize_u8: u8, serialize_u16: u16, serialize_u32: u32,
-        serialize_u64: u64, serialize_u128: u128
-    );
-
-    fn serialize_f32(self, v: f32) -> Result<(), CodecError> {
-        self.serialize_f64(f64::from(v))
-    }
-
-    fn serialize_f64(self, v: f64) -> Result<(), CodecError> {
-        if !v.is_finite() {
-            // Redis writes infinities as inf/-inf and has no NaN.
-            if v.is_nan() {
-                return Err(CodecError::new("the raw codec cannot store NaN"));
-            }
-            self.out
-                .extend_from_slice(if v > 0.0 { b"inf" } else { b"-inf" });
-            return Ok(());
-        }
-        use std::io::Write;
-        let _ = write!(self.out, "{v}");
-        Ok(())
-    }
-
-    fn serialize_bool(self, v: bool) -> Result<(), CodecError> {
-        self.out.push(if v { b'1' } else { b'0' });
-        Ok(())
-    }
-
-    fn serialize_char(self, v: char) -> Result<(), CodecError> {
-        let mut buf = [0; 4];
-        self.out
-            .extend_from_slice(v.encode_utf8(&mut buf).as_bytes());
-        Ok(())
-    }
-
-    fn serialize_str(self, v: &str) -> Result<(), CodecError> {
-        self.out.extend_from_slice(v.as_bytes());
-        Ok(())
-    }
-
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), CodecError> {
-        self.out.extend_from_slice(v);
-        Ok(())
-    }
-
-    fn serialize_none(self) -> Result<(), CodecError> {
-        Err(raw_unsupported("an Option"))
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<(), CodecError> {
-        Err(raw_unsupported("an Option"))
-    }
-
-    fn serialize_unit(self) -> Result<(), CodecError> {
-        Err(raw_unsupported("()"))
-    }
-
-    fn serialize_unit_struct(self, name: &'static str) -> Result<(), CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn serialize_unit_variant(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<(), CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        value: &T,
-    ) -> Result<(), CodecError> {
-        value.serialize(self)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<(), CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn serialize_seq(self, _: Option<usize>) -> Result<RawBytesSeq<'a>, CodecError> {
-        Ok(RawBytesSeq { out: self.out })
-    }
-
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CodecError> {
-        Err(raw_unsupported("a tuple"))
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CodecError> {
-        Err(raw_unsupported("a map"))
-    }
-
-    fn serialize_struct(
-        self,
-        name: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, CodecError> {
-        Err(raw_unsupported(name))
-    }
-}
-
-/// A sequence is accepted only when every element is a `u8` (a `Vec<u8>`).
-struct RawBytesSeq<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl ser::SerializeSeq for RawBytesSeq<'_> {
-    type Ok = ();
-    type Error = CodecError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), CodecError> {
-        let byte = value.serialize(ByteOnly)?;
-        self.out.push(byte);
-        Ok(())
-    }
-
-    fn end(self) -> Result<(), CodecError> {
-        Ok(())
-    }
-}
-
-struct ByteOnly;
-
-impl ser::Serializer for ByteOnly {
-    type Ok = u8;
-    type Error = CodecError;
-    type SerializeSeq = ser::Impossible<u8, CodecError>;
-    type SerializeTuple = ser::Impossible<u8, CodecError>;
-    type SerializeTupleStruct = ser::Impossible<u8, CodecError>;
-    type SerializeTupleVariant = ser::Impossible<u8, CodecError>;
-    type SerializeMap = ser::Impossible<u8, CodecError>;
-    type SerializeStruct = ser::Impossible<u8, CodecError>;
-    type SerializeStructVariant = ser::Impossible<u8, CodecError>;
-
-    fn serialize_u8(self, v: u8) -> Result<u8, CodecError> {
-        Ok(v)
-    }
-    fn serialize_bool(self, _: bool) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_i8(self, _: i8) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_i16(self, _: i16) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_i32(self, _: i32) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_i64(self, _: i64) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_u16(self, _: u16) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_u32(self, _: u32) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_u64(self, _: u64) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_f32(self, _: f32) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_f64(self, _: f64) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_char(self, _: char) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_str(self, _: &str) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_bytes(self, _: &[u8]) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_none(self) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_some<T: Serialize + ?Sized>(self, _: &T) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_unit(self) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-    ) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: &T,
-    ) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: &T,
-    ) -> Result<u8, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_tuple_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleStruct, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeTupleVariant, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_struct(
-        self,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStruct, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        _: &'static str,
-        _: usize,
-    ) -> Result<Self::SerializeStructVariant, CodecError> {
-        Err(raw_unsupported("a sequence other than bytes"))
-    }
-}
-
-struct RawDeserializer<'a> {
-    bytes: &'a [u8],
-}
-
-impl RawDeserializer<'_> {
-    fn text(&self, what: &str) -> Result<&str, CodecError> {
-        std::str::from_utf8(self.bytes)
-            .map_err(|_| CodecError::new(format!("raw bytes are not UTF-8 text, expected {what}")))
-    }
-
-    fn number<N: std::str::FromStr>(&self, what: &str) -> Result<N, CodecError> {
-        let text = self.text(what)?;
-        text.parse::<N>().map_err(|_| {
-            CodecError::new(format!(
-                "raw value of {} bytes is not {what}",
-                self.bytes.len()
-            ))
-        })
-    }
-}
-
-macro_rules! raw_numbers {
-    ($($method:ident: $t:ty => $visit:ident),*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-            visitor.$visit(self.number::<$t>(concat!("a ", stringify!($t)))?)
-        }
-    )*};
-}
-
-impl<'de> de::Deserializer<'de> for RawDeserializer<'_> {
-    type Error = CodecError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        match std::str::from_utf8(self.bytes) {
-            Ok(s) => visitor.visit_string(s.to_string()),
-            Err(_) => visitor.visit_byte_buf(self.bytes.to_vec()),
+        match tag.field_form() {
+            _ if Self::FIELDS_AS_VALUES => self.encode(value, tag),
+            FieldForm::Encoded => self.encode(value, tag),
+            form => field::encode(value, form, tag),
         }
     }
 
-    raw_numbers!(
-        deserialize_i8: i8 => visit_i8, deserialize_i16: i16 => visit_i16,
-        deserialize_i32: i32 => visit_i32, deserialize_i64: i64 => visit_i64,
-        deserialize_i128: i128 => visit_i128, deserialize_u8: u8 => visit_u8,
-        deserialize_u16: u16 => visit_u16, deserialize_u32: u32 => visit_u32,
-        deserialize_u64: u64 => visit_u64, deserialize_u128: u128 => visit_u128,
-        deserialize_f32: f32 => visit_f32, deserialize_f64: f64 => visit_f64
-    );
-
-    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        match self.bytes {
-            b"1" => visitor.visit_bool(true),
-            b"0" => visitor.visit_bool(false),
-            _ => Err(CodecError::new("raw value is not a bool (1 or 0)")),
+    /// Decodes a hash field or set member that [`encode_field`](Codec::encode_field) wrote
+    /// for the type described by `tag`. The default is strict: it accepts exactly the bytes
+    /// the default `encode_field` writes for some value.
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Codec::decode); for plain-text fields, [`CodecErrorKind::Invalid`] for
+    /// non-UTF-8 text or a non-canonical integer (`042`, `+42`, `-0`), `OldFormat` or
+    /// `OtherShape` for a postcard value.
+    ///
+    /// ```
+    /// use redis_caches::codec::{Codec, Postcard, TypeTag};
+    /// let tag = TypeTag::of::<u32>();
+    /// assert_eq!(Postcard.decode_field::<u32>(b"42", &tag)?, 42);
+    /// assert!(Postcard.decode_field::<u32>(b"042", &tag).is_err());
+    /// # Ok::<(), redis_caches::codec::CodecError>(())
+    /// ```
+    fn decode_field<T: DeserializeOwned>(
+        &self,
+        bytes: &[u8],
+        tag: &TypeTag,
+    ) -> Result<T, CodecError> {
+        match tag.field_form() {
+            _ if Self::FIELDS_AS_VALUES => self.decode(bytes, tag),
+            FieldForm::Encoded => self.decode(bytes, tag),
+            form => field::decode(bytes, form, tag),
         }
-    }
-
-    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        let text = self.text("a char")?;
-        let mut chars = text.chars();
-        match (chars.next(), chars.next()) {
-            (Some(c), None) => visitor.visit_char(c),
-            _ => Err(CodecError::new("raw value is not a single char")),
-        }
-    }
-
-    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        visitor.visit_string(self.text("a string")?.to_string())
-    }
-
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        self.deserialize_str(visitor)
-    }
-
-    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        visitor.visit_byte_buf(self.bytes.to_vec())
-    }
-
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        visitor.visit_byte_buf(self.bytes.to_vec())
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        let seq: de::value::SeqDeserializer<_, CodecError> =
-            de::value::SeqDeserializer::new(self.bytes.iter().copied());
-        visitor.visit_seq(seq)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(
-        self,
-        _: &'static str,
-        visitor: V,
-    ) -> Result<V::Value, CodecError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, _: V) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported("an Option"))
-    }
-
-    fn deserialize_unit<V: Visitor<'de>>(self, _: V) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported("()"))
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: V,
-    ) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, _: V) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported("a tuple"))
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: usize,
-        _: V,
-    ) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn deserialize_map<V: Visitor<'de>>(self, _: V) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported("a map"))
-    }
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        name: &'static str,
-        _: &'static [&'static str],
-        _: V,
-    ) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported(name))
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, CodecError> {
-        Err(raw_unsupported("an identifier"))
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, CodecError> {
-        visitor.visit_unit()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde::Deserialize;
-
-    #[derive(Serialize, Deserialize, Debug, PartialEq)]
-    struct User {
-        id: u32,
-        name: String,
-    }
-
-    fn pc<T: Serialize>(v: &T) -> Vec<u8> {
-        Postcard.encode(v, &TypeTag::of::<T>()).unwrap()
-    }
-
-    /// Golden tests: these bytes are what Redis holds; a change orphans users' data.
-    #[test]
-    fn golden_postcard_bytes() {
-        assert_eq!(fnv1a(b""), 0x811c_9dc5);
-        assert_eq!(fnv1a(b"a"), 0xe40c_292c);
-        assert_eq!(TypeTag::of::<u32>().fingerprint(), 0x5f374b1);
-        assert_eq!(pc(&7u32), [0xCA, 0x01, 0xB1, 0x74, 0xF3, 0x05, 7]);
-        assert_eq!(
-            pc(&"hi".to_string()),
-            [0xCA, 0x01, 0x58, 0x48, 0x4F, 0x60, 2, b'h', b'i']
-        );
-        let user = User {
-            id: 300,
-            name: "a".into(),
-        };
-        assert_eq!(
-            pc(&user),
-            [0xCA, 0x01, 0x12, 0x3E, 0xA6, 0xE0, 0xAC, 0x02, 1, b'a']
-        );
-    }
-
-    #[test]
-    fn type_names_lose_their_paths() {
-        assert_eq!(TypeTag::of::<String>().name(), "String");
-        assert_eq!(
-            TypeTag::of::<Vec<Option<String>>>().name(),
-            "Vec<Option<String>>"
-        );
-        assert_eq!(TypeTag::of::<User>().name(), "User");
-        assert_eq!(TypeTag::of::<(u8, &str)>().name(), "(u8, &str)");
-        assert_eq!(
-            TypeTag::of::<std::collections::HashMap<String, u8>>().name(),
-            "HashMap<String, u8>"
-        );
-    }
-
-    #[test]
-    fn postcard_round_trip_and_borrowed_forms_match() {
-        let tag = TypeTag::of::<String>();
-        assert_eq!(
-            Postcard.encode("abc", &tag).unwrap(),
-            Postcard.encode(&"abc".to_string(), &tag).unwrap()
-        );
-        let user = User {
-            id: 1,
-            name: "x".into(),
-        };
-        let bytes = pc(&user);
-        assert_eq!(
-            Postcard
-                .decode::<User>(&bytes, &TypeTag::of::<User>())
-                .unwrap(),
-            user
-        );
-    }
-
-    #[test]
-    fn postcard_rejects_what_it_did_not_write() {
-        let tag = TypeTag::of::<User>();
-        for bad in [&b""[..], b"hello", b"\xCA", b"\xCA\x01\0\0\0\0\x01"] {
-            let e = Postcard.decode::<User>(bad, &tag).unwrap_err();
-            assert!(!e.to_string().is_empty());
-        }
-        let other = pc(&5u64);
-        let e = Postcard.decode::<User>(&other, &tag).unwrap_err();
-        assert!(e.to_string().contains("another type"), "{e}");
-        let mut versioned = pc(&User {
-            id: 1,
-            name: "x".into(),
-        });
-        versioned[1] = 9;
-        assert!(
-            Postcard
-                .decode::<User>(&versioned, &tag)
-                .unwrap_err()
-                .to_string()
-                .contains("version")
-        );
-        let mut trailing = pc(&User {
-            id: 1,
-            name: "x".into(),
-        });
-        trailing.push(0);
-        assert!(
-            Postcard
-                .decode::<User>(&trailing, &tag)
-                .unwrap_err()
-                .to_string()
-                .contains("trailing")
-        );
-        let mut truncated = pc(&User {
-            id: 1,
-            name: "xyz".into(),
-        });
-        truncated.pop();
-        assert!(Postcard.decode::<User>(&truncated, &tag).is_err());
-    }
-
-    #[test]
-    fn golden_raw_bytes() {
-        let t = TypeTag::of::<()>;
-        assert_eq!(Raw.encode(&42i64, &t()).unwrap(), b"42");
-        assert_eq!(Raw.encode(&-7i8, &t()).unwrap(), b"-7");
-        assert_eq!(
-            Raw.encode(&u64::MAX, &t()).unwrap(),
-            b"18446744073709551615"
-        );
-        assert_eq!(Raw.encode(&1.5f64, &t()).unwrap(), b"1.5");
-        assert_eq!(Raw.encode(&f64::INFINITY, &t()).unwrap(), b"inf");
-        assert_eq!(Raw.encode(&true, &t()).unwrap(), b"1");
-        assert_eq!(Raw.encode("é", &t()).unwrap(), "é".as_bytes());
-        assert_eq!(Raw.encode(&vec![0u8, 255], &t()).unwrap(), [0, 255]);
-        assert!(Raw.encode(&f64::NAN, &t()).is_err());
-        assert!(Raw.encode(&Some(1), &t()).is_err());
-        assert!(
-            Raw.encode(
-                &User {
-                    id: 1,
-                    name: "x".into()
-                },
-                &t()
-            )
-            .is_err()
-        );
-        assert!(Raw.encode(&vec![1u32], &t()).is_err());
-    }
-
-    #[test]
-    fn raw_decoding() {
-        let t = TypeTag::of::<()>;
-        assert_eq!(Raw.decode::<i64>(b"-42", &t()).unwrap(), -42);
-        assert_eq!(Raw.decode::<f64>(b"2.5", &t()).unwrap(), 2.5);
-        assert_eq!(Raw.decode::<f64>(b"inf", &t()).unwrap(), f64::INFINITY);
-        assert_eq!(Raw.decode::<String>(b"abc", &t()).unwrap(), "abc");
-        assert_eq!(
-            Raw.decode::<Vec<u8>>(b"\xff\x00", &t()).unwrap(),
-            vec![255, 0]
-        );
-        assert!(Raw.decode::<bool>(b"1", &t()).unwrap());
-        assert!(Raw.decode::<i64>(b"4x", &t()).is_err());
-        assert!(Raw.decode::<String>(b"\xff", &t()).is_err());
-        assert!(Raw.decode::<i8>(b"128", &t()).is_err());
-        assert!(Raw.decode::<User>(b"1", &t()).is_err());
-    }
-}
+mod codec_tests;
+#[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
+mod shape_tests;

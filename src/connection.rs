@@ -1,4 +1,4 @@
-//! Named connections: r2d2 pools of `redis` connections, created lazily.
+//! Named connections: r2d2 pools of Redis connections, created lazily.
 //!
 //! The environment configures the registry the first time any connection is looked up:
 //! `CACHES_DSN` is the connection named [`DEFAULT_CONNECTION`] (`"default"`), and
@@ -8,12 +8,33 @@
 //!
 //! The DSN picks the topology: one server, a Redis Cluster (`redis+cluster://`), or the
 //! master of a Sentinel-managed group (`redis+sentinel://`); see the crate docs, "Scale:
-//! Cluster and Sentinel". Each connection is an r2d2 pool that opens connections only when
-//! they are needed. Taking a
-//! connection from the pool costs no round trip (no `PING` on checkout). A connection that
-//! fails with an I/O error is discarded, together with every idle connection opened before it,
-//! so after a server restart the pool recovers by itself; the first command sent over a
-//! connection that broke while idle still reports the error.
+//! Cluster and Sentinel".
+//!
+//! # What a call costs, and how long it may take
+//!
+//! Taking a connection from the pool costs no round trip (no `PING` on checkout). A new
+//! connection is opened by the caller that needs it, within `connect_timeout` (its handshake
+//! included: `AUTH`, `SELECT`, `INFO server`); then the call's replies share one `timeout`,
+//! however many there are. When every connection is in use, a call waits up to
+//! `pool_timeout` for one.
+//!
+//! A connection that cannot be opened (refused, unreachable, wrong password, bad
+//! certificate) fails the call at once with [`Error::Connect`] and the real cause; for a short
+//! back-off window ([`CONNECT_BACKOFF`]) afterwards, calls that would need a new connection
+//! get the same error without trying again, so a dead server or a wrong password does not cost
+//! every caller a connection attempt, and the server is not flooded with failing `AUTH`s. An
+//! I/O failure on a pooled connection discards it with every idle connection opened before it,
+//! so after a server restart the pool recovers by itself.
+//!
+//! # Retries
+//!
+//! Within its `timeout`, a call is sent again when Redis certainly did not run it: the
+//! connection broke before the command was written, or the server answered `TRYAGAIN`,
+//! `CLUSTERDOWN`, `LOADING`, `MASTERDOWN` or `READONLY` (a failover or resharding under way).
+//! A command whose reply was lost is sent again only if it is idempotent (reads, plain
+//! overwrites); any other write fails with [`Error::OutcomeUnknown`]. When the deadline ends
+//! the retries, the error is what kept the call from running (`CLUSTERDOWN`, a node refusing
+//! connections), not only that time ran out.
 //!
 //! # Example
 //!
@@ -26,17 +47,49 @@
 //! # Ok::<(), redis_caches::Error>(())
 //! ```
 
+mod cluster;
+mod endpoint;
+mod node;
+mod pool;
+mod raw;
+mod redis_sentinel;
+pub(crate) mod tracking;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
+use redis::Value;
 
+use crate::deadline::{Call, Deadline};
 pub use crate::dsn::DEFAULT_CONNECTION;
-use crate::dsn::{Dsn, Protocol, Target};
+use crate::dsn::{Dsn, Target};
 use crate::error::{Error, Result};
+
+use endpoint::Endpoints;
+pub(crate) use node::Packed;
+pub(crate) use node::ServerInfo;
+use node::{Failure, NodeSettings};
+use pool::Topology;
+pub use pool::{Manager, RedisConn};
+pub use tracking::TRACKING_CLIENT_NAME;
+use tracking::{Addressing, Tracking};
+
+/// How long, after a connection attempt failed, calls that need a new connection get that
+/// failure again without trying: long enough that a dead server or a wrong password costs at
+/// most a few attempts a second, short enough to notice quickly that the server is back.
+/// After the window one caller tries again while the others wait for its outcome (at most
+/// `connect_timeout`): one attempt per window however many callers there are, and every
+/// caller served as soon as the server is back.
+pub const CONNECT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The first pause before sending a call again; it doubles up to [`MAX_RETRY_PAUSE`].
+const FIRST_RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// The longest pause between two attempts of one call.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// A handle to one named connection pool. Cheap to clone; clones share the pool.
 ///
@@ -62,6 +115,15 @@ struct Inner {
     dsn: Dsn,
     pool: r2d2::Pool<Manager>,
     generation: Arc<AtomicU64>,
+    /// The last failed connection attempt, for [`CONNECT_BACKOFF`].
+    failed: Mutex<Attempts>,
+    /// Signalled when an attempt after a failure ends (see [`Connection::claim_attempt`]).
+    attempt_ended: std::sync::Condvar,
+    topology: Arc<Topology>,
+    /// The near cache of the DSN's `near_cache` option.
+    near: Option<crate::NearCache>,
+    /// The near cache's tracking connections, set up at the first near-cache read.
+    tracking: once_cell::sync::OnceCell<Arc<Tracking>>,
 }
 
 impl fmt::Debug for Connection {
@@ -76,6 +138,17 @@ impl fmt::Debug for Connection {
 /// A pooled connection, returned to its pool when dropped. Derefs to [`RedisConn`], which
 /// implements [`redis::ConnectionLike`], so raw `redis` commands can run on it.
 pub type Pooled = r2d2::PooledConnection<Manager>;
+
+/// Whether a command may be sent again after its reply was lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// A read, or a write that gives the same result when applied twice (`SET`, `HSET` of a
+    /// value, `DEL`).
+    Idempotent,
+    /// Applying it twice would differ (counters, `insert` returning the old value, claims,
+    /// pops, scripts with side effects): a lost reply is [`Error::OutcomeUnknown`].
+    Once,
+}
 
 impl Connection {
     /// Builds a pool for `dsn` under `name` without registering it. No I/O happens until the
@@ -110,27 +183,40 @@ impl Connection {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn from_dsn(name: &str, dsn: Dsn) -> Result<Connection> {
-        let topology = Topology::for_dsn(name, &dsn)?;
+        // r2d2 panics on a zero size or timeout; the DSN parser refuses them, this keeps a
+        // hand-built `Dsn` from ever reaching that panic.
+        if dsn.pool_size() == 0 || dsn.pool_timeout().is_zero() {
+            return Err(Error::config(
+                name,
+                "pool_size and pool_timeout must be greater than zero",
+            ));
+        }
+        let topology = Arc::new(topology_for(name, &dsn)?);
         let generation = Arc::new(AtomicU64::new(0));
         let manager = Manager {
-            topology,
-            connect_timeout: dsn.connect_timeout,
-            timeout: dsn.timeout,
+            topology: topology.clone(),
             generation: generation.clone(),
+            timeout: dsn.timeout(),
         };
         let pool = r2d2::Pool::builder()
-            .max_size(dsn.pool_size)
+            .max_size(dsn.pool_size())
             .min_idle(Some(0))
-            .connection_timeout(dsn.pool_timeout)
+            .connection_timeout(dsn.pool_timeout())
             .test_on_check_out(false)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
+        let near = dsn.near_cache().map(crate::NearCache::with_capacity);
         Ok(Connection {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 dsn,
                 pool,
                 generation,
+                failed: Mutex::new(Attempts::default()),
+                attempt_ended: std::sync::Condvar::new(),
+                topology,
+                near,
+                tracking: once_cell::sync::OnceCell::new(),
             }),
         })
     }
@@ -166,7 +252,7 @@ impl Connection {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn prefix(&self) -> &str {
-        &self.inner.dsn.prefix
+        self.inner.dsn.prefix()
     }
 
     /// The underlying r2d2 pool.
@@ -180,14 +266,72 @@ impl Connection {
         &self.inner.pool
     }
 
-    /// Takes a connection from the pool, opening one if none is idle. No round trip is
-    /// spent on an idle connection; idle connections older than the last observed I/O failure
-    /// are discarded instead of handed out.
+    /// The [`NearCache`](crate::NearCache) the DSN's `near_cache` option gives every handle on
+    /// this connection (a handle's builder may give its own instead).
+    ///
+    /// ```
+    /// # let conn = redis_caches::Connection::open("n", "redis://h?near_cache=100")?;
+    /// assert!(conn.near_cache().is_some());
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn near_cache(&self) -> Option<&crate::NearCache> {
+        self.inner.near.as_ref()
+    }
+
+    /// The near cache's tracking, set up at the first near-cache read (no I/O here: tracking
+    /// connections open when a read needs one).
     ///
     /// # Errors
     ///
-    /// [`Error::Pool`] when no connection could be had within the `pool_timeout`: the server
-    /// is unreachable, refuses the credentials, or every connection is in use.
+    /// [`Error::Config`] over TLS, which the tracking connections do not support yet.
+    pub(crate) fn tracking(&self) -> Result<&Arc<Tracking>> {
+        let inner = &self.inner;
+        inner.tracking.get_or_try_init(|| {
+            if inner.dsn.tls().is_some() {
+                return Err(Error::config(
+                    &inner.name,
+                    "a near cache is not available over TLS yet: its tracking connection is a \
+                     plain TCP or Unix socket",
+                ));
+            }
+            let addressing = match (&*inner.topology, inner.dsn.target()) {
+                (Topology::Cluster(cluster), _) => Addressing::Cluster(cluster.clone()),
+                (Topology::Sentinel(_), _) => Addressing::Sentinel(inner.topology.clone()),
+                (_, Target::Tcp { host, port }) => Addressing::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                },
+                #[cfg(unix)]
+                (_, Target::Unix(path)) => Addressing::Unix(path.clone()),
+                _ => {
+                    return Err(Error::config(
+                        &inner.name,
+                        "a near cache needs a TCP or Unix socket connection",
+                    ));
+                }
+            };
+            Ok(Arc::new(Tracking::new(
+                &inner.name,
+                addressing,
+                node_settings(&inner.dsn),
+            )))
+        })
+    }
+
+    /// The tracking, if a near-cache read has set it up: writes stamp their keys in it.
+    pub(crate) fn tracking_started(&self) -> Option<&Arc<Tracking>> {
+        self.inner.tracking.get()
+    }
+
+    /// Takes a connected connection from the pool, opening one if none is idle. No round trip
+    /// is spent on an idle connection; idle connections older than the last observed I/O
+    /// failure are discarded instead of handed out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Connect`] when a connection had to be opened and could not be (refused,
+    /// unreachable, rejected credentials or certificate); [`Error::Pool`] when every
+    /// connection stayed in use for `pool_timeout`.
     ///
     /// ```no_run
     /// # let conn = redis_caches::Connection::open("n", "redis://127.0.0.1")?;
@@ -196,24 +340,267 @@ impl Connection {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn get(&self) -> Result<Pooled> {
+        self.checkout(&Call::new(self.inner.dsn.timeout()))
+    }
+
+    /// A connected connection: idle, or opened now within `connect_timeout` (and the call's
+    /// deadline, once its clock runs).
+    fn checkout(&self, call: &Call) -> Result<Pooled> {
         let inner = &self.inner;
         loop {
-            let mut conn = inner.pool.get().map_err(|e| Error::Pool {
+            let mut conn = inner.pool.get().map_err(|_| Error::Pool {
                 connection: inner.name.clone(),
-                waited: inner.dsn.pool_timeout,
-                reason: match e.to_string() {
-                    s if s == "timed out waiting for connection" => format!(
-                        "all {} connections of the pool are in use",
-                        inner.dsn.pool_size
-                    ),
-                    s => s,
-                },
+                waited: inner.dsn.pool_timeout(),
+                size: inner.dsn.pool_size(),
             })?;
-            if conn.generation >= inner.generation.load(Ordering::Acquire) {
+            if conn.generation < inner.generation.load(Ordering::Acquire) {
+                // Opened before a failure was seen on a sibling: likely dead too. Drop it.
+                conn.discard();
+                continue;
+            }
+            if conn.is_connected() {
                 return Ok(conn);
             }
-            // Opened before a failure was seen on a sibling: likely dead too. Drop it.
-            conn.broken = true;
+            let claimed = match self.claim_attempt(call) {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    conn.discard();
+                    return Err(Error::Connect {
+                        connection: inner.name.clone(),
+                        source: e,
+                    });
+                }
+            };
+            let deadline = call.started().unwrap_or_else(Deadline::never);
+            let outcome = conn.connect(&deadline);
+            {
+                let mut attempts = self.failed();
+                match &outcome {
+                    Ok(()) => attempts.failed = None,
+                    Err(e) => attempts.failed = Some((Instant::now(), e.clone())),
+                }
+                if claimed {
+                    attempts.in_flight = false;
+                    self.inner.attempt_ended.notify_all();
+                }
+            }
+            match outcome {
+                Ok(()) => return Ok(conn),
+                Err(e) => {
+                    conn.discard();
+                    return Err(Error::Connect {
+                        connection: inner.name.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+    }
+
+    fn failed(&self) -> std::sync::MutexGuard<'_, Attempts> {
+        self.inner
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether this caller may try to open a connection, and whether it makes the one
+    /// attempt after a failure (`Ok(true)`: it must end it, see [`checkout`]). Within
+    /// [`CONNECT_BACKOFF`] of a failed attempt, the error is that attempt's. After the window,
+    /// one caller makes the next attempt while the others wait for its outcome (at most
+    /// `connect_timeout`, within their call's deadline): the error if it failed, a fresh
+    /// attempt of their own if it succeeded. So a server that stays down sees one attempt per
+    /// window however many callers wait, and one that is back serves every caller at once.
+    ///
+    /// [`checkout`]: Connection::checkout
+    fn claim_attempt(&self, call: &Call) -> std::result::Result<bool, redis::RedisError> {
+        let mut attempts = self.failed();
+        loop {
+            match &attempts.failed {
+                None => return Ok(false),
+                Some((at, e)) if at.elapsed() < CONNECT_BACKOFF => return Err(e.clone()),
+                Some((_, e)) if attempts.in_flight => {
+                    let mut wait = self.inner.dsn.connect_timeout();
+                    if let Some(started) = call.started() {
+                        match started.remaining() {
+                            Some(left) if left.is_zero() => return Err(e.clone()),
+                            Some(left) => wait = wait.min(left),
+                            None => {}
+                        }
+                    }
+                    let (next, timed_out) = self
+                        .inner
+                        .attempt_ended
+                        .wait_timeout(attempts, wait)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    attempts = next;
+                    if timed_out.timed_out()
+                        && attempts.in_flight
+                        && let Some((_, e)) = &attempts.failed
+                    {
+                        return Err(e.clone());
+                    }
+                }
+                Some(_) => {
+                    attempts.in_flight = true;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// Sends one request (a command or a script, already packed) about `key` and returns its
+    /// reply, which may be an error reply (`Value::ServerError`) for the caller to classify.
+    /// Sends it again within the call's deadline when Redis certainly did not run it, or when
+    /// `retry` allows; see the [module docs](self#retries).
+    pub(crate) fn request(
+        &self,
+        call: &mut Call,
+        key: &[u8],
+        packed: &[u8],
+        retry: Retry,
+    ) -> Result<Value> {
+        self.send(call, key, Packed::Fixed(packed), retry)
+    }
+
+    /// [`request`](Connection::request) for a command whose form depends on the server's
+    /// version: `build` makes it for the server that will run it (known from the connection's
+    /// handshake, so choosing costs no round trip).
+    pub(crate) fn request_for(
+        &self,
+        call: &mut Call,
+        key: &[u8],
+        build: &dyn Fn(&ServerInfo) -> Vec<u8>,
+        retry: Retry,
+    ) -> Result<Value> {
+        self.send(call, key, Packed::For(build), retry)
+    }
+
+    fn send(&self, call: &mut Call, key: &[u8], packed: Packed<'_>, retry: Retry) -> Result<Value> {
+        let target = || String::from_utf8_lossy(key).into_owned();
+        let mut pause = FIRST_RETRY_PAUSE;
+        let mut attempt = 0u32;
+        // The last failure that was not the deadline itself: when the deadline ends the
+        // retries, the caller learns what kept failing (`CLUSTERDOWN`, a node refusing
+        // connections), not only that time ran out.
+        let mut cause: Option<Cause> = None;
+        loop {
+            attempt += 1;
+            let mut conn = match self.checkout(call) {
+                Ok(conn) => conn,
+                Err(e @ Error::Connect { .. }) if self.may_heal() && call.started().is_some() => {
+                    // A failover: the next attempt asks the cluster or the sentinels again.
+                    let deadline = call.deadline();
+                    if !deadline.sleep(pause) {
+                        return Err(e);
+                    }
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some(server) = conn.server().filter(|s| s.older_than(OLDEST_SERVER)) {
+                let bytes = packed.bytes(server);
+                return Err(Error::Unsupported {
+                    operation: format!("{} on {}", command_name(&bytes), target()),
+                    needs: OLDEST_SERVER_NAME,
+                    found: server.to_string(),
+                });
+            }
+            let deadline = call.deadline();
+            match conn.request(key, &packed, &deadline) {
+                Ok(Value::ServerError(e)) if not_run_and_transient(&reply_code(&e)) => {
+                    self.after_topology_error(&mut conn, &reply_code(&e));
+                    drop(conn);
+                    if !deadline.sleep(pause) {
+                        return Ok(Value::ServerError(e));
+                    }
+                    cause = Some(Cause::Reply(e));
+                    pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                }
+                Ok(reply) => return Ok(reply),
+                Err(Failure::NotSent(e)) => {
+                    self.observe(&mut conn, &e);
+                    drop(conn);
+                    if !e.is_timeout() {
+                        cause = Some(Cause::Failed(e.clone()));
+                    }
+                    // The first retry is immediate: a stale idle connection is the usual
+                    // cause, and a fresh one usually works.
+                    if deadline.expired() || (attempt > 1 && !deadline.sleep(pause)) {
+                        return match cause {
+                            Some(Cause::Reply(reply)) if e.is_timeout() => {
+                                Ok(Value::ServerError(reply))
+                            }
+                            Some(Cause::Failed(cause)) if e.is_timeout() => {
+                                Err(Error::redis(target(), cause))
+                            }
+                            _ => Err(Error::redis(target(), e)),
+                        };
+                    }
+                    if attempt > 1 {
+                        pause = (pause * 2).min(MAX_RETRY_PAUSE);
+                    }
+                }
+                Err(Failure::Unknown(e)) => {
+                    self.observe(&mut conn, &e);
+                    drop(conn);
+                    match retry {
+                        Retry::Idempotent if !deadline.expired() => {}
+                        Retry::Idempotent => return Err(Error::redis(target(), e)),
+                        Retry::Once => {
+                            return Err(Error::OutcomeUnknown {
+                                target: target(),
+                                source: e,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a failed connection attempt can heal within a call: on a cluster or under
+    /// Sentinel, a failover gives the slots or the service a new master.
+    fn may_heal(&self) -> bool {
+        !matches!(
+            self.inner.dsn.target(),
+            Target::Tcp { .. } | Target::Unix(_)
+        )
+    }
+
+    /// After `TRYAGAIN`, `READONLY` and the like: on a cluster, refresh the slot map; under
+    /// Sentinel, a demoted master means every pooled connection is stale.
+    fn after_topology_error(&self, conn: &mut Pooled, code: &str) {
+        if !matches!(code, "READONLY" | "MASTERDOWN" | "CLUSTERDOWN") {
+            return;
+        }
+        if let Some(cluster) = conn.cluster() {
+            cluster.mark_stale();
+        } else if matches!(conn.topology(), Topology::Sentinel(_)) {
+            conn.discard();
+            self.inner
+                .generation
+                .fetch_max(conn.generation + 1, Ordering::AcqRel);
+            if let Some(tracking) = self.tracking_started() {
+                tracking.reset();
+            }
+        }
+    }
+
+    /// After a failed request: the connection is discarded (done by the node already); an
+    /// I/O failure (not a timeout) also retires the idle connections opened before it.
+    fn observe(&self, conn: &mut Pooled, e: &redis::RedisError) {
+        conn.discard();
+        if !e.is_timeout()
+            && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
+        {
+            self.inner
+                .generation
+                .fetch_max(conn.generation + 1, Ordering::AcqRel);
+            if let Some(cluster) = conn.cluster() {
+                cluster.mark_stale();
+            }
         }
     }
 
@@ -221,471 +608,113 @@ impl Connection {
     /// server address and database number), so that one command may read keys of both.
     pub(crate) fn same_database(&self, other: &Connection) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
-            || (self.inner.dsn.target == other.inner.dsn.target
-                && self.inner.dsn.db == other.inner.dsn.db)
+            || (self.inner.dsn.target() == other.inner.dsn.target()
+                && self.inner.dsn.db() == other.inner.dsn.db())
     }
+}
 
-    /// Marks `conn` broken after `e` when the error leaves the connection unusable.
-    pub(crate) fn observe(&self, conn: &mut RedisConn, e: &redis::RedisError) {
-        if e.is_timeout() {
-            // A late reply would be read as the answer to the next command.
-            conn.broken = true;
-        } else if e.is_io_error()
-            || e.is_connection_dropped()
-            || e.is_connection_refusal()
-            || (!matches!(conn.con, Conn::Single(_)) && crate::cluster::is_topology_error(e))
-        {
-            // A dead server, or (cluster, sentinel) a view of the topology that a failover
-            // made stale: the siblings opened before are likely in the same state.
-            conn.broken = true;
-            self.inner
-                .generation
-                .fetch_max(conn.generation + 1, Ordering::AcqRel);
+/// Why an earlier attempt of a call did not run: reported when the deadline ends the retries.
+/// Connection attempts that failed (see [`Connection::claim_attempt`]).
+#[derive(Default)]
+struct Attempts {
+    /// The last failed attempt, until an attempt succeeds.
+    failed: Option<(Instant, redis::RedisError)>,
+    /// A caller is making the one attempt after a failure.
+    in_flight: bool,
+}
+
+enum Cause {
+    /// A transient error reply (`CLUSTERDOWN`, `TRYAGAIN`, ...).
+    Reply(redis::ServerError),
+    /// A connection that could not be opened or written to.
+    Failed(redis::RedisError),
+}
+
+/// The oldest Redis version the crate sends commands to (see the README's server table).
+const OLDEST_SERVER: (u16, u16, u16) = (6, 2, 0);
+/// [`OLDEST_SERVER`] as [`Error::Unsupported`] names it.
+const OLDEST_SERVER_NAME: &str = "Redis 6.2 or later (or Valkey)";
+
+/// The name of the command in a packed request, for errors.
+fn command_name(packed: &[u8]) -> String {
+    let name = raw::command_name(packed).unwrap_or_default();
+    String::from_utf8_lossy(name).to_ascii_uppercase()
+}
+
+/// The code of an error reply, seen through Redis 6.2's wrapping of errors raised inside a
+/// script (see [`unwrap_script_error`](crate::error::unwrap_script_error)).
+fn reply_code(e: &redis::ServerError) -> String {
+    if e.code() == "ERR" || e.details().is_some_and(|d| d.contains("non local key")) {
+        let unwrapped = crate::error::unwrap_script_error(redis::RedisError::from(e.clone()));
+        if let Some(code) = unwrapped.code() {
+            return code.to_string();
         }
     }
+    e.code().to_string()
 }
 
-/// How a pool makes new connections: the topology its DSN names.
-enum Topology {
-    /// One server (TCP, TLS or Unix socket).
-    Single(redis::Client),
-    /// A Redis Cluster: each pooled connection is a `ClusterConnection` with a connection
-    /// per node.
-    Cluster(redis::cluster::ClusterClient),
-    /// The master of a Sentinel-managed group, looked up at each new connection.
-    Sentinel(SentinelMaster),
+/// Error replies after which Redis certainly did not run the command, and a later attempt
+/// may succeed.
+fn not_run_and_transient(code: &str) -> bool {
+    matches!(
+        code,
+        "TRYAGAIN" | "CLUSTERDOWN" | "LOADING" | "MASTERDOWN" | "READONLY"
+    )
 }
 
-impl Topology {
-    fn for_dsn(name: &str, dsn: &Dsn) -> Result<Topology> {
-        let config = |e: redis::RedisError| Error::config(name, e.to_string());
-        let nodes = Nodes::new(name, dsn)?;
-        Ok(match &dsn.target {
-            Target::Unix(path) => {
-                let info = redis::IntoConnectionInfo::into_connection_info(
-                    redis::ConnectionAddr::Unix(path.clone()),
-                )
-                .map_err(config)?
-                .set_redis_settings(redis_settings(dsn));
-                Topology::Single(redis::Client::open(info).map_err(config)?)
-            }
-            Target::Tcp { host, port } => Topology::Single(
-                nodes
-                    .client(host, *port, redis_settings(dsn))
-                    .map_err(|e| nodes.setup_error(name, e))?,
-            ),
-            Target::Cluster(seeds) => {
-                let infos = seeds
-                    .iter()
-                    .map(|n| {
-                        redis::IntoConnectionInfo::into_connection_info(nodes.addr(&n.host, n.port))
-                            .map(|info| info.set_redis_settings(redis_settings(dsn)))
-                    })
-                    .collect::<redis::RedisResult<Vec<_>>>()
-                    .map_err(config)?;
-                let mut builder = redis::cluster::ClusterClientBuilder::new(infos)
-                    .connection_timeout(dsn.connect_timeout)
-                    .retries(crate::cluster::RETRIES)
-                    .min_retry_wait(crate::cluster::MIN_RETRY_WAIT_MS)
-                    .max_retry_wait(crate::cluster::MAX_RETRY_WAIT_MS);
-                if let Some(timeout) = dsn.timeout {
-                    builder = builder.response_timeout(timeout);
-                }
-                #[cfg(feature = "tls")]
-                if let Some(tls) = &nodes.tls {
-                    builder = builder.certs(tls.certs.clone());
-                }
-                Topology::Cluster(builder.build().map_err(config)?)
-            }
-            Target::Sentinel { sentinels, service } => {
-                let sentinel_settings = redis::RedisConnectionInfo::default();
-                let sentinels = sentinels
-                    .iter()
-                    .map(|n| {
-                        let client = nodes.client(&n.host, n.port, sentinel_settings.clone())?;
-                        Ok((n.to_string(), client))
-                    })
-                    .collect::<redis::RedisResult<Vec<_>>>()
-                    .map_err(|e| nodes.setup_error(name, e))?;
-                Topology::Sentinel(SentinelMaster {
-                    service: service.clone(),
-                    sentinels: std::sync::Mutex::new(sentinels),
-                    settings: redis_settings(dsn),
-                    nodes,
-                })
-            }
-        })
-    }
-}
-
-fn redis_settings(dsn: &Dsn) -> redis::RedisConnectionInfo {
-    let mut settings = redis::RedisConnectionInfo::default()
-        .set_db(dsn.db)
-        .set_protocol(match dsn.protocol {
-            Protocol::Resp2 => redis::ProtocolVersion::RESP2,
-            Protocol::Resp3 => redis::ProtocolVersion::RESP3,
-        })
-        .set_lib_name("redis-caches", env!("CARGO_PKG_VERSION"));
-    if let Some(user) = &dsn.username {
-        settings = settings.set_username(user);
-    }
-    if let Some(password) = dsn.password() {
-        settings = settings.set_password(password);
-    }
-    settings
-}
-
-/// Makes clients for `host:port` addresses with the DSN's TLS settings, if any.
-struct Nodes {
-    tls: Option<TlsSetup>,
-}
-
-/// The TLS settings of a `rediss` DSN, with its certificate files read.
-struct TlsSetup {
-    insecure: bool,
-    #[cfg(feature = "tls")]
-    certs: redis::TlsCertificates,
-}
-
-impl Nodes {
-    fn new(name: &str, dsn: &Dsn) -> Result<Nodes> {
-        let tls = match &dsn.tls {
-            None => None,
-            Some(tls) => Some(tls_setup(name, tls)?),
-        };
-        Ok(Nodes { tls })
-    }
-
-    fn setup_error(&self, name: &str, e: redis::RedisError) -> Error {
-        match self.tls {
-            Some(_) => Error::config(name, format!("TLS setup failed: {e}")),
-            None => Error::config(name, e.to_string()),
-        }
-    }
-
-    fn addr(&self, host: &str, port: u16) -> redis::ConnectionAddr {
-        match &self.tls {
-            None => redis::ConnectionAddr::Tcp(host.to_string(), port),
-            Some(tls) => redis::ConnectionAddr::TcpTls {
-                host: host.to_string(),
-                port,
-                insecure: tls.insecure,
-                tls_params: None,
-            },
-        }
-    }
-
-    fn client(
-        &self,
-        host: &str,
-        port: u16,
-        settings: redis::RedisConnectionInfo,
-    ) -> redis::RedisResult<redis::Client> {
-        let info = redis::IntoConnectionInfo::into_connection_info(self.addr(host, port))?
-            .set_redis_settings(settings);
-        match &self.tls {
-            None => redis::Client::open(info),
-            #[cfg(feature = "tls")]
-            Some(tls) => redis::Client::build_with_tls(info, tls.certs.clone()),
-            #[cfg(not(feature = "tls"))]
-            Some(_) => redis::Client::open(info),
-        }
-    }
-}
-
-#[cfg(feature = "tls")]
-fn tls_setup(name: &str, tls: &crate::dsn::TlsOptions) -> Result<TlsSetup> {
-    // rustls panics at the first handshake when the process has no default crypto provider
-    // and cannot pick one from its crate features (none enabled by `redis`, or both `ring`
-    // and `aws-lc-rs` enabled by the application). Install ring unless the application
-    // installed one already; losing that race to another thread is fine.
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    let read = |what: &str, path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| {
-            Error::config(
-                name,
-                format!("cannot read the {what} file {}: {e}", path.display()),
-            )
-        })
-    };
-    let root_cert = tls
-        .ca_file
-        .as_deref()
-        .map(|p| read("tls_ca", p))
-        .transpose()?;
-    let client_tls = match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: read("tls_cert", cert)?,
-            client_key: read("tls_key", key)?,
-        }),
-        _ => None,
-    };
-    Ok(TlsSetup {
-        insecure: tls.insecure,
-        certs: redis::TlsCertificates {
-            client_tls,
-            root_cert,
+/// How a pool makes connections for the topology its DSN names.
+fn topology_for(name: &str, dsn: &Dsn) -> Result<Topology> {
+    let endpoints = Endpoints::new(name, dsn)?;
+    let settings = node_settings(dsn);
+    Ok(match dsn.target() {
+        Target::Unix(path) => Topology::Single {
+            client: Endpoints::unix_client(path, settings.redis_info())
+                .map_err(|e| Error::config(name, e.to_string()))?,
+            settings,
         },
+        Target::Tcp { host, port } => Topology::Single {
+            client: endpoints
+                .client(host, *port, settings.redis_info())
+                .map_err(|e| endpoints.setup_error(name, &e))?,
+            settings,
+        },
+        Target::Cluster(seeds) => {
+            let seeds = seeds.iter().map(|n| (n.host.clone(), n.port)).collect();
+            Topology::Cluster(Arc::new(cluster::ClusterTopology::new(
+                seeds, endpoints, settings,
+            )))
+        }
+        Target::Sentinel { sentinels, service } => {
+            let bare = redis::RedisConnectionInfo::default().set_skip_set_lib_name();
+            let sentinels = sentinels
+                .iter()
+                .map(|n| {
+                    Ok((
+                        n.to_string(),
+                        endpoints.client(&n.host, n.port, bare.clone())?,
+                    ))
+                })
+                .collect::<redis::RedisResult<Vec<_>>>()
+                .map_err(|e| endpoints.setup_error(name, &e))?;
+            Topology::Sentinel(redis_sentinel::SentinelMaster::new(
+                service.clone(),
+                sentinels,
+                settings,
+                endpoints,
+            ))
+        }
     })
 }
 
-#[cfg(not(feature = "tls"))]
-fn tls_setup(name: &str, _: &crate::dsn::TlsOptions) -> Result<TlsSetup> {
-    Err(Error::config(
-        name,
-        "rediss:// needs the crate feature \"tls\" (redis-caches = { features = [\"tls\"] })",
-    ))
-}
-
-/// Finds the current master of a Sentinel-managed group.
-///
-/// Not `redis::sentinel::SentinelClient`: in `redis` 1.8 its sync API opens its connections
-/// to the sentinels and to the master (for the `ROLE` check) without a connect or read
-/// timeout, so one frozen sentinel would hang every new connection of the pool (and, behind
-/// `LockedSentinelClient`'s mutex, every thread waiting for one). This follows the same
-/// client protocol (ask each sentinel in turn for the master's address, check with `ROLE`
-/// that it is a master, prefer the sentinel that answered) with the DSN's timeouts.
-struct SentinelMaster {
-    service: String,
-    /// The sentinels in order of preference: the last one that answered comes first.
-    sentinels: std::sync::Mutex<Vec<(String, redis::Client)>>,
-    /// Database, credentials and protocol for the master.
-    settings: redis::RedisConnectionInfo,
-    nodes: Nodes,
-}
-
-impl SentinelMaster {
-    fn connect(
-        &self,
-        connect_timeout: Duration,
-        timeout: Option<Duration>,
-    ) -> redis::RedisResult<redis::Connection> {
-        let sentinels = self
-            .sentinels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut problems = Vec::new();
-        for (addr, sentinel) in &sentinels {
-            match self.ask(sentinel, connect_timeout, timeout) {
-                Ok(con) => {
-                    let mut shared = self
-                        .sentinels
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    if let Some(at) = shared.iter().position(|(a, _)| a == addr) {
-                        let answered = shared.remove(at);
-                        shared.insert(0, answered);
-                    }
-                    return Ok(con);
-                }
-                Err(problem) => problems.push(format!("sentinel {addr}: {problem}")),
-            }
-        }
-        Err(redis::RedisError::from((
-            redis::ErrorKind::MasterNameNotFoundBySentinel,
-            "no sentinel named a reachable master",
-            format!("service {:?}: {}", self.service, problems.join("; ")),
-        )))
-    }
-
-    fn ask(
-        &self,
-        sentinel: &redis::Client,
-        connect_timeout: Duration,
-        timeout: Option<Duration>,
-    ) -> std::result::Result<redis::Connection, String> {
-        let mut con = sentinel
-            .get_connection_with_timeout(connect_timeout)
-            .map_err(|e| format!("unreachable ({e})"))?;
-        set_timeouts(&con, timeout).map_err(|e| e.to_string())?;
-        let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
-            .arg("GET-MASTER-ADDR-BY-NAME")
-            .arg(&self.service)
-            .query(&mut con)
-            .map_err(|e| format!("did not answer ({e})"))?;
-        let (host, port) = addr.ok_or_else(|| "does not know this service".to_string())?;
-        let master = format!("{host}:{port}");
-        let mut con = self
-            .nodes
-            .client(&host, port, self.settings.clone())
-            .and_then(|c| c.get_connection_with_timeout(connect_timeout))
-            .map_err(|e| format!("names the master {master}, which is unreachable ({e})"))?;
-        set_timeouts(&con, timeout).map_err(|e| e.to_string())?;
-        match redis::cmd("ROLE").query::<redis::Role>(&mut con) {
-            Ok(redis::Role::Primary { .. }) => Ok(con),
-            Ok(_) => Err(format!("names {master}, which is not a master")),
-            Err(e) => Err(format!("names {master}, whose role is unknown ({e})")),
-        }
-    }
-}
-
-fn set_timeouts(con: &redis::Connection, timeout: Option<Duration>) -> redis::RedisResult<()> {
-    con.set_read_timeout(timeout)?;
-    con.set_write_timeout(timeout)
-}
-
-/// Opens connections for a pool. Public only because it appears in [`Pooled`] and
-/// [`Connection::pool`]'s types.
-pub struct Manager {
-    topology: Topology,
-    connect_timeout: Duration,
-    timeout: Option<Duration>,
-    generation: Arc<AtomicU64>,
-}
-
-impl fmt::Debug for Manager {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let topology = match self.topology {
-            Topology::Single(_) => "single",
-            Topology::Cluster(_) => "cluster",
-            Topology::Sentinel(_) => "sentinel",
-        };
-        f.debug_struct("Manager")
-            .field("topology", &topology)
-            .finish_non_exhaustive()
-    }
-}
-
-/// One connection of a pool: a `redis` connection (to one server, to every node of a
-/// cluster, or to the current master of a Sentinel-managed group) plus the bookkeeping the
-/// pool needs. Implements [`redis::ConnectionLike`]: commands, pipelines (plain and
-/// MULTI/EXEC) and scripts run on it the same way whatever the topology.
-pub struct RedisConn {
-    con: Conn,
-    generation: u64,
-    broken: bool,
-}
-
-enum Conn {
-    Single(redis::Connection),
-    Cluster(Box<crate::cluster::ClusterConn>),
-    /// A connection to the master a sentinel named.
-    Sentinel(redis::Connection),
-}
-
-impl RedisConn {
-    fn like(&mut self) -> &mut dyn redis::ConnectionLike {
-        match &mut self.con {
-            Conn::Single(c) | Conn::Sentinel(c) => c,
-            Conn::Cluster(c) => &mut **c,
-        }
-    }
-
-    fn like_ref(&self) -> &dyn redis::ConnectionLike {
-        match &self.con {
-            Conn::Single(c) | Conn::Sentinel(c) => c,
-            Conn::Cluster(c) => &**c,
-        }
-    }
-
-    /// Runs `cmd`, a keyless command whose reply depends on the node (`SCAN`), on the node
-    /// that holds `key`: on a cluster the master serving `key`'s slot (so a `SCAN` for keys
-    /// that share `key`'s hash tag sees them all, and its cursor stays on one node); on one
-    /// server or a Sentinel-managed master, that server.
-    pub(crate) fn query_on_node_of<T: redis::FromRedisValue>(
-        &mut self,
-        key: &str,
-        cmd: &redis::Cmd,
-    ) -> redis::RedisResult<T> {
-        match &mut self.con {
-            Conn::Cluster(c) => {
-                let reply = c.route_to_slot_of(key.as_bytes(), cmd)?.extract_error()?;
-                redis::from_redis_value(reply).map_err(redis::RedisError::from)
-            }
-            Conn::Single(c) | Conn::Sentinel(c) => cmd.query(c),
-        }
-    }
-
-    fn topology(&self) -> &'static str {
-        match self.con {
-            Conn::Single(_) => "single",
-            Conn::Cluster(_) => "cluster",
-            Conn::Sentinel(_) => "sentinel",
-        }
-    }
-}
-
-impl fmt::Debug for RedisConn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisConn")
-            .field("topology", &self.topology())
-            .field("generation", &self.generation)
-            .field("broken", &self.broken)
-            .finish()
-    }
-}
-
-impl redis::ConnectionLike for RedisConn {
-    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
-        self.like().req_packed_command(cmd)
-    }
-
-    fn req_packed_commands(
-        &mut self,
-        cmd: &[u8],
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisResult<Vec<redis::Value>> {
-        self.like().req_packed_commands(cmd, offset, count)
-    }
-
-    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
-        self.like().req_command(cmd)
-    }
-
-    fn get_db(&self) -> i64 {
-        self.like_ref().get_db()
-    }
-
-    fn check_connection(&mut self) -> bool {
-        self.like().check_connection()
-    }
-
-    fn is_open(&self) -> bool {
-        self.like_ref().is_open()
-    }
-}
-
-impl r2d2::ManageConnection for Manager {
-    type Connection = RedisConn;
-    type Error = redis::RedisError;
-
-    fn connect(&self) -> redis::RedisResult<RedisConn> {
-        let generation = self.generation.load(Ordering::Acquire);
-        let con = match &self.topology {
-            Topology::Single(client) => {
-                let con = client.get_connection_with_timeout(self.connect_timeout)?;
-                set_timeouts(&con, self.timeout)?;
-                Conn::Single(con)
-            }
-            Topology::Cluster(client) => {
-                // Connect and read timeouts are the client's; the write timeout is set here.
-                let con = client.get_connection()?;
-                con.set_write_timeout(self.timeout)?;
-                Conn::Cluster(Box::new(crate::cluster::ClusterConn::new(con)))
-            }
-            Topology::Sentinel(master) => {
-                Conn::Sentinel(master.connect(self.connect_timeout, self.timeout)?)
-            }
-        };
-        Ok(RedisConn {
-            con,
-            generation,
-            broken: false,
-        })
-    }
-
-    fn is_valid(&self, conn: &mut RedisConn) -> redis::RedisResult<()> {
-        redis::cmd("PING").query::<()>(conn.like())
-    }
-
-    fn has_broken(&self, conn: &mut RedisConn) -> bool {
-        conn.broken
-            || !conn.like_ref().is_open()
-            || conn.generation < self.generation.load(Ordering::Acquire)
+/// What opening a connection to one of the DSN's servers needs besides its address.
+fn node_settings(dsn: &Dsn) -> NodeSettings {
+    NodeSettings {
+        username: dsn.username().map(str::to_string),
+        password: dsn.password().map(str::to_string),
+        db: dsn.db(),
+        protocol: dsn.protocol(),
+        connect_timeout: dsn.connect_timeout(),
+        timeout: dsn.timeout(),
     }
 }
 
@@ -826,6 +855,14 @@ impl ConnectionRef {
     /// # Errors
     ///
     /// As [`get`] for a name.
+    ///
+    /// ```
+    /// use redis_caches::{Connection, connection::ConnectionRef};
+    /// let handle = Connection::open("local", "redis://127.0.0.1:1")?;
+    /// let by_handle: ConnectionRef = (&handle).into();
+    /// assert_eq!(by_handle.resolve()?.name(), "local");
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
     pub fn resolve(&self) -> Result<Connection> {
         match self {
             ConnectionRef::Named(name) => get(name),
@@ -834,6 +871,11 @@ impl ConnectionRef {
     }
 
     /// The connection's name.
+    ///
+    /// ```
+    /// use redis_caches::connection::ConnectionRef;
+    /// assert_eq!(ConnectionRef::from("sessions").name(), "sessions");
+    /// ```
     pub fn name(&self) -> &str {
         match self {
             ConnectionRef::Named(name) => name,
@@ -863,5 +905,54 @@ impl From<Connection> for ConnectionRef {
 impl From<&Connection> for ConnectionRef {
     fn from(conn: &Connection) -> Self {
         ConnectionRef::Handle(conn.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(text: &str) -> redis::ServerError {
+        match redis::parse_redis_value(format!("-{text}\r\n").as_bytes()) {
+            Ok(Value::ServerError(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn replies_that_did_not_run_are_retried_whatever_wraps_them() {
+        for code in [
+            "TRYAGAIN",
+            "CLUSTERDOWN",
+            "LOADING",
+            "MASTERDOWN",
+            "READONLY",
+        ] {
+            let plain = reply(&format!("{code} try later"));
+            assert!(not_run_and_transient(&reply_code(&plain)), "{code}");
+            // As Redis 6.2 wraps an error raised inside a script.
+            let wrapped = reply(&format!(
+                "ERR Error running script (call to f_1): @user_script:3: {code} try later"
+            ));
+            assert_eq!(reply_code(&wrapped), code);
+            assert!(
+                not_run_and_transient(&reply_code(&wrapped)),
+                "wrapped {code}"
+            );
+        }
+        for code in [
+            "ERR",
+            "WRONGTYPE",
+            "NOPERM",
+            "OOM",
+            "MOVED",
+            "ASK",
+            "CROSSSLOT",
+        ] {
+            assert!(
+                !not_run_and_transient(&reply_code(&reply(&format!("{code} x")))),
+                "{code}"
+            );
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! [`DictCache<K, V>`]: a typed map stored as one Redis hash, and its iterators.
 
+pub(crate) mod ops;
+
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
@@ -8,78 +10,58 @@ use std::iter::FusedIterator;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use once_cell::sync::Lazy;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{Codec, Postcard, TypeTag};
+use crate::EncodesAs;
+use crate::cache::{Counter, CounterCodec};
+use crate::codec::{Codec, LazyTag, Postcard};
+use crate::connection::Retry;
+use crate::deadline::Call;
+use crate::engine::{Engine, Pages, scan_page};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Core, TtlPolicy};
-use crate::pages::{Pages, scan_page};
+use crate::options::Builder;
 
 /// How many entries the iterators ask `HSCAN` for per round trip (its `COUNT` hint).
 pub const SCAN_BATCH: usize = 1000;
 
-/// How many field/value pairs [`DictCache::extend`] puts in one `HSET`.
-const PAIRS_PER_HSET: usize = 512;
+/// How many field/value pairs [`DictCache::extend`] sends in one round trip (one `HSET`).
+const PAIRS_PER_ROUND_TRIP: usize = 4096;
 
-/// How many `HSET`s [`DictCache::extend`] pipelines in one round trip.
-const HSETS_PER_ROUND_TRIP: usize = 8;
-
-/// How many fields [`DictCache::get_many`] puts in one `HMGET` (all of them go in one pipeline).
-const FIELDS_PER_HMGET: usize = 1000;
-
-/// Removes a random field atomically and returns it with its value; applies the TTL.
-/// `ARGV[1]`: the TTL in milliseconds, or empty; `ARGV[2]`: `NX` under `TtlPolicy::Keep`.
-static POP_ITEM: Lazy<redis::Script> = Lazy::new(|| {
-    redis::Script::new(
-        r"
-local field = redis.call('HRANDFIELD', KEYS[1])
-if not field then
-  return false
-end
-local value = redis.call('HGET', KEYS[1], field)
-redis.call('HDEL', KEYS[1], field)
-if ARGV[1] ~= '' then
-  if ARGV[2] == 'NX' then
-    redis.call('PEXPIRE', KEYS[1], ARGV[1], 'NX')
-  else
-    redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  end
-end
-return {field, value}
-",
-    )
-});
-
-/// A typed map stored as one Redis hash: keys become hash fields, values their values, both
-/// encoded with the collection's [codec](crate::codec).
+/// A typed map stored as one Redis hash: keys become hash fields, values their values.
+/// Values are encoded with the collection's [codec](crate::codec); keys that are strings or
+/// integers are their plain text (`ada`, `42`), so `HGET key ada` works from any client, and
+/// other keys are encoded by the codec (see [fields and members](crate::codec#fields-and-members)).
 ///
 /// The handle is a view of shared remote state: cheap to clone, `Send + Sync`, every method
 /// takes `&self`. Nothing is cached in the process: every read goes to Redis, so every handle,
 /// thread and process sees the latest write. A TTL, when set, applies to the whole hash (Redis
 /// 7.0 has no per-field TTL); every write applies it as the
-/// [`TtlPolicy`] says, in the same round trip.
+/// [`TtlPolicy`](crate::TtlPolicy) says, in the same round trip.
 ///
-/// | Method | Redis commands | Round trips |
-/// |---|---|---|
-/// | [`get`](DictCache::get) | `HGET` | 1 |
-/// | [`insert`](DictCache::insert) | `MULTI`, `HGET`, `HSET`, (`PEXPIRE`), `EXEC` | 1 |
-/// | [`set`](DictCache::set) | `HSET` (in `MULTI`/`EXEC` with `PEXPIRE` when a TTL is set) | 1 |
-/// | [`remove`](DictCache::remove) | `MULTI`, `HGET`, `HDEL`, (`PEXPIRE`), `EXEC` | 1 |
-/// | [`contains_key`](DictCache::contains_key) | `HEXISTS` | 1 |
-/// | [`len`](DictCache::len), [`is_empty`](DictCache::is_empty) | `HLEN` | 1 |
-/// | [`iter`](DictCache::iter), [`keys`](DictCache::keys), [`values`](DictCache::values), `for entry in &dict` | `HSCAN` | 1 per batch of about [`SCAN_BATCH`] entries |
-/// | [`get_many`](DictCache::get_many) | `HMGET` (one per 1,000 keys, pipelined) | 1 |
-/// | [`extend`](DictCache::extend) | `HSET` with up to 512 pairs; more `HSET`s, or (`PEXPIRE`), in `MULTI`/`EXEC` | 1 per 4,096 entries |
-/// | [`get_or_insert_with`](DictCache::get_or_insert_with) | `HGET`; on a miss `MULTI`, `HSETNX`, `HGET`, (`PEXPIRE`), `EXEC` | 1 on a hit, 2 on a miss |
-/// | [`pop_item`](DictCache::pop_item) | a Lua script (`EVALSHA`): `HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`) | 1 (3 the first time a server sees the script) |
-/// | [`to_hash_map`](DictCache::to_hash_map) | `HGETALL` | 1 |
-/// | [`exists`](DictCache::exists), [`clear`](DictCache::clear), [`ttl`](DictCache::ttl), [`expire`](DictCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 |
+/// | Method | Redis commands | Round trips | Lost reply |
+/// |---|---|---|---|
+/// | [`get`](DictCache::get) | `HGET` | 1 | resent |
+/// | [`insert`](DictCache::insert) | a script: `HGET`, `HSET`, (`PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`set`](DictCache::set) | `HSET` (with a TTL: a script, `HSET`, `PEXPIRE`) | 1 | resent |
+/// | [`remove`](DictCache::remove) | a script: `HGET`, `HDEL`, (`PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`delete`](DictCache::delete) | `HDEL` (with a TTL: a script, `HDEL`, `PEXPIRE`) | 1 | resent |
+/// | [`contains_key`](DictCache::contains_key) | `HEXISTS` | 1 | resent |
+/// | [`len`](DictCache::len), [`is_empty`](DictCache::is_empty) | `HLEN` | 1 | resent |
+/// | [`iter`](DictCache::iter), [`keys`](DictCache::keys), [`values`](DictCache::values), `for entry in &dict` | `HSCAN` | 1 per batch of about [`SCAN_BATCH`] entries | resent |
+/// | [`get_many`](DictCache::get_many) | `HMGET` | 1 | resent |
+/// | [`extend`](DictCache::extend) | `HSET` with up to 4,096 pairs (with a TTL: a script, `HSET`s, `PEXPIRE`) | 1 per 4,096 entries | resent |
+/// | [`get_or_insert_with`](DictCache::get_or_insert_with) | `HGET`; on a miss a script: `HSETNX`, `HGET`, (`PEXPIRE`) | 1 on a hit, 2 on a miss | resent |
+/// | [`pop_item`](DictCache::pop_item) | a script: `HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`to_hash_map`](DictCache::to_hash_map) | `HGETALL` | 1 | resent |
+/// | [`incr`](DictCache::incr), [`decr`](DictCache::decr) (counter codecs) | `HINCRBY`/`HINCRBYFLOAT` (with a TTL: a script, the same, `PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`exists`](DictCache::exists), [`clear`](DictCache::clear), [`ttl`](DictCache::ttl), [`expire`](DictCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 | resent |
 ///
-/// (`PEXPIRE`) is sent only when the collection has a TTL; under [`TtlPolicy::Keep`] it is
-/// `PEXPIRE key ttl NX`.
+/// (`PEXPIRE`) is sent only when the collection has a TTL, as the [`TtlPolicy`](crate::TtlPolicy)
+/// says. A script is sent by hash (`EVALSHA`); the first time a server sees it, once more
+/// with its text. Every script checks first that the key holds a hash: over a key of another
+/// type it fails with [`Error::WrongType`] and changes nothing.
 ///
 /// # Example
 ///
@@ -112,27 +94,25 @@ return {field, value}
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
 pub struct DictCache<K, V, C = Postcard> {
-    core: Arc<Core<C>>,
+    engine: Arc<Engine<C>>,
     tags: Arc<Tags>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
+#[derive(Default)]
 struct Tags {
-    key: TypeTag,
-    value: TypeTag,
+    key: LazyTag,
+    value: LazyTag,
 }
 
-crate::options::collection_handle! {
+crate::handle::collection_handle! {
     DictCache[K, V],
     redis_type: "hash",
     extra: (),
-    clone: { core, tags, _types },
-    from_core: |core, ()| DictCache {
-        core: Arc::new(core),
-        tags: Arc::new(Tags {
-            key: TypeTag::of::<K>(),
-            value: TypeTag::of::<V>(),
-        }),
+    clone: { engine, tags, _types },
+    from_engine: |engine, ()| DictCache {
+        engine: Arc::new(engine),
+        tags: Arc::new(Tags::default()),
         _types: PhantomData,
     },
 }
@@ -167,8 +147,8 @@ impl<K, V> DictCache<K, V> {
 
 impl<K, V, C> DictCache<K, V, C>
 where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     /// Reads the value stored for `key`, `None` when there is none. `HGET`, one round trip.
@@ -192,28 +172,28 @@ where
         Q: Serialize + ?Sized,
     {
         let field = self.field(key)?;
-        let bytes: Option<Vec<u8>> = self
-            .core
-            .run(|c, k| redis::cmd("HGET").arg(k).arg(&field).query(c))?;
-        bytes.map(|b| self.decode_value(&field, &b)).transpose()
+        let bytes = ops::get(&self.engine, &field)?;
+        bytes.map_or(Ok(None), |b| self.decode_value_or_miss(&field, &b))
     }
 
     /// Stores `value` for `key` and returns the value it replaces, like [`HashMap::insert`];
-    /// applies the TTL. `MULTI`, `HGET`, `HSET`, (`PEXPIRE`), `EXEC`: one round trip,
-    /// atomic, so the returned value is exactly the one this write replaced even when other
-    /// writers race.
+    /// applies the TTL. One script (`HGET`, `HSET`, (`PEXPIRE`)): one round trip, atomic, so
+    /// the returned value is exactly the one this write replaced even when other writers
+    /// race.
     ///
-    /// Redis has no `HSET` that returns the old value, so this reads it in the same
-    /// transaction; that costs its transfer (no extra round trip). When you do not need it,
-    /// [`set`](DictCache::set) is a plain `HSET`.
+    /// Redis has no `HSET` that returns the old value, so this reads it in the same script;
+    /// that costs its transfer (no extra round trip). When you do not need it,
+    /// [`set`](DictCache::set) is a plain `HSET`. Not sent again after a lost reply (the
+    /// old value would be lost): [`Error::OutcomeUnknown`] instead.
     ///
     /// Accepts borrowed forms: `insert("ada", &36)` on a `DictCache<String, u32>`.
     ///
     /// # Errors
     ///
     /// [`Error::Encode`], [`Error::ValueTooLarge`] before anything is sent;
-    /// [`Error::WrongType`]; connection errors. [`Error::Decode`] when the replaced value
-    /// cannot be decoded: the new value is stored even then.
+    /// [`Error::WrongType`] (nothing is written); [`Error::OutcomeUnknown`]; connection
+    /// errors. [`Error::Decode`] when the replaced value cannot be decoded: the new value is
+    /// stored even then.
     ///
     /// ```no_run
     /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
@@ -230,20 +210,14 @@ where
     {
         let field = self.field(key)?;
         let value = self.value(value)?;
-        let (old,): (Option<Vec<u8>>,) = self.core.run(|c, k| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            pipe.cmd("HGET").arg(k).arg(&field);
-            pipe.cmd("HSET").arg(k).arg(&field).arg(&value).ignore();
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query(c)
-        })?;
-        old.map(|b| self.decode_value(&field, &b)).transpose()
+        let old = ops::insert(&self.engine, &field, &value)?;
+        old.map_or(Ok(None), |b| self.decode_value_or_miss(&field, &b))
     }
 
     /// Stores `value` for `key` without reading the value it replaces; true when `key` was
-    /// new. `HSET`, one command (with a TTL: `HSET` and `PEXPIRE` in `MULTI`/`EXEC`), one
-    /// round trip.
+    /// new. `HSET`, one command (with a TTL: a script, `HSET` and `PEXPIRE`), one round trip.
+    /// Idempotent: sent again after a lost reply, within the call's deadline (it then says
+    /// `false`).
     ///
     /// The cheaper [`insert`](DictCache::insert) when the old value does not matter.
     ///
@@ -266,15 +240,13 @@ where
     {
         let field = self.field(key)?;
         let value = self.value(value)?;
-        let added: u32 = self.core.write(|pipe, k| {
-            pipe.cmd("HSET").arg(k).arg(&field).arg(&value);
-        })?;
-        Ok(added > 0)
+        ops::set(&self.engine, &field, &value)
     }
 
-    /// Removes `key` and returns its value, like [`HashMap::remove`]; applies the TTL.
-    /// `MULTI`, `HGET`, `HDEL`, (`PEXPIRE`), `EXEC`: one round trip, atomic, so if several
-    /// threads or processes remove the same key at once, exactly one of them gets the value.
+    /// Removes `key` and returns its value, like [`HashMap::remove`]; applies the TTL when
+    /// something was removed. One script (`HGET`, `HDEL`, (`PEXPIRE`)): one round trip,
+    /// atomic, so if several threads or processes remove the same key at once, exactly one of
+    /// them gets the value. Not sent again after a lost reply: [`Error::OutcomeUnknown`].
     ///
     /// Removing the last entry deletes the hash, and with it its TTL.
     ///
@@ -296,15 +268,30 @@ where
         Q: Serialize + ?Sized,
     {
         let field = self.field(key)?;
-        let (old,): (Option<Vec<u8>>,) = self.core.run(|c, k| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            pipe.cmd("HGET").arg(k).arg(&field);
-            pipe.cmd("HDEL").arg(k).arg(&field).ignore();
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query(c)
-        })?;
-        old.map(|b| self.decode_value(&field, &b)).transpose()
+        let old = ops::remove(&self.engine, &field)?;
+        old.map_or(Ok(None), |b| self.decode_value_or_miss(&field, &b))
+    }
+
+    /// Deletes `key`; true when it had a value. `HDEL` (with a TTL: a script running `HDEL`
+    /// and `PEXPIRE`), one round trip, without reading the value: the cheaper
+    /// [`remove`](DictCache::remove) when the value does not matter. Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongType`]; [`Error::Encode`]; connection errors.
+    ///
+    /// ```no_run
+    /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
+    /// let was_there = c.delete("ada")?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn delete<Q>(&self, key: &Q) -> Result<bool>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        let field = self.field(key)?;
+        ops::delete(&self.engine, &field)
     }
 
     /// Whether `key` has a value. `HEXISTS`, one round trip.
@@ -324,8 +311,7 @@ where
         Q: Serialize + ?Sized,
     {
         let field = self.field(key)?;
-        self.core
-            .run(|c, k| redis::cmd("HEXISTS").arg(k).arg(&field).query(c))
+        ops::contains(&self.engine, &field)
     }
 
     /// The number of entries. `HLEN`, one round trip.
@@ -340,7 +326,7 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        self.core.run(|c, k| redis::cmd("HLEN").arg(k).query(c))
+        ops::len(&self.engine)
     }
 
     /// Whether the map has no entries (a missing key is an empty map). `HLEN`, one round trip.
@@ -388,12 +374,12 @@ where
     /// }
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn iter(&self) -> Iter<'_, K, V, C> {
-        Iter::new(self)
+    pub fn iter(&self) -> Iter<K, V, C> {
+        Iter::new(self.clone())
     }
 
     /// Iterates over the keys, in batches, as [`iter`](DictCache::iter) does (same
-    /// guarantees). `HSCAN` per batch; the values travel too (Redis 7.0 has no `NOVALUES`)
+    /// guarantees). `HSCAN` per batch; the values travel too (`HSCAN NOVALUES` is Redis 7.4's)
     /// but are not decoded.
     ///
     /// # Errors
@@ -405,8 +391,8 @@ where
     /// let names: Vec<String> = c.keys().collect::<Result<_, _>>()?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn keys(&self) -> Keys<'_, K, V, C> {
-        Keys::new(self)
+    pub fn keys(&self) -> Keys<K, V, C> {
+        Keys::new(self.clone())
     }
 
     /// Iterates over the values, in batches, as [`iter`](DictCache::iter) does (same
@@ -422,13 +408,13 @@ where
     /// for age in c.values() { total += age?; }
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn values(&self) -> Values<'_, K, V, C> {
-        Values::new(self)
+    pub fn values(&self) -> Values<K, V, C> {
+        Values::new(self.clone())
     }
 
     /// Reads the values of several keys at once, in the order given, `None` for a key
-    /// without a value. `HMGET` (one per 1,000 keys, all in one pipeline): one round trip.
-    /// No round trip for no keys.
+    /// without a value. One `HMGET`: one round trip, one reply, within one `timeout`. No
+    /// round trip for no keys.
     ///
     /// # Errors
     ///
@@ -452,28 +438,23 @@ where
         if fields.is_empty() {
             return Ok(Vec::new());
         }
-        let replies: Vec<Vec<Option<Vec<u8>>>> = self.core.run(|c, k| {
-            let mut pipe = redis::pipe();
-            for chunk in fields.chunks(FIELDS_PER_HMGET) {
-                pipe.cmd("HMGET").arg(k).arg(chunk);
-            }
-            pipe.query(c)
-        })?;
+        let replies = self.engine.read_fields(&fields)?;
         fields
             .iter()
-            .zip(replies.into_iter().flatten())
-            .map(|(field, bytes)| bytes.map(|b| self.decode_value(field, &b)).transpose())
+            .zip(replies)
+            .map(|(field, bytes)| bytes.map_or(Ok(None), |b| self.decode_value_or_miss(field, &b)))
             .collect()
     }
 
-    /// Inserts every entry of `entries`, replacing existing values; applies the TTL. `HSET`
-    /// with up to 512 pairs each, 8 of them in one `MULTI`/`EXEC`: one round trip per 4,096
-    /// entries, with one `PEXPIRE` in each when a TTL is set. Up to 512 entries without a TTL
-    /// are one plain `HSET`. No round trip for no entries.
+    /// Inserts every entry of `entries`, replacing existing values, and applies the TTL;
+    /// returns how many keys were new. One `HSET` of up to 4,096 pairs per round trip (with a
+    /// TTL: a script running the `HSET`s and `PEXPIRE`), each round trip atomic and with its
+    /// own `timeout`; no round trip for no entries. Memory is bounded by one round trip's
+    /// worth of entries, so `entries` can be a long stream.
     ///
-    /// Each round trip is atomic on its own; a large `extend` is not atomic as a whole, and
-    /// readers may see part of it. Memory is bounded by one round trip's worth of entries,
-    /// so `entries` can be a long stream.
+    /// Accepts borrowed forms (`extend([("ada", 36)])` on a `DictCache<String, u32>`): see
+    /// [`EncodesAs`]. A large `extend` is not atomic as a whole: readers may see part of it,
+    /// and when a round trip fails the ones before it are stored.
     ///
     /// # Errors
     ///
@@ -482,53 +463,49 @@ where
     ///
     /// ```no_run
     /// let c: redis_caches::DictCache<String, u32> = redis_caches::DictCache::new("ages");
-    /// c.extend([("ada".to_string(), 36), ("alan".to_string(), 41)])?;
+    /// let new = c.extend([("ada", 36), ("alan", 41)])?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn extend<I>(&self, entries: I) -> Result<()>
+    pub fn extend<I, KQ, VQ>(&self, entries: I) -> Result<usize>
     where
-        I: IntoIterator<Item = (K, V)>,
+        I: IntoIterator<Item = (KQ, VQ)>,
+        KQ: EncodesAs<K>,
+        VQ: EncodesAs<V>,
     {
-        let per_round_trip = PAIRS_PER_HSET * HSETS_PER_ROUND_TRIP;
+        let mut call = self.engine.call()?;
+        let mut added = 0;
         let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for (key, value) in entries {
             batch.push((self.field(&key)?, self.value(&value)?));
-            if batch.len() == per_round_trip {
-                self.send_hsets(&batch)?;
+            if batch.len() == PAIRS_PER_ROUND_TRIP {
+                added += self.send_hset(&mut call, &batch)?;
                 batch.clear();
             }
         }
         if !batch.is_empty() {
-            self.send_hsets(&batch)?;
+            added += self.send_hset(&mut call, &batch)?;
         }
-        Ok(())
+        Ok(added)
     }
 
-    fn send_hsets(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<()> {
-        self.core.run(|c, k| {
-            let mut pipe = self.core.write_pipe();
-            // Several HSETs go in one MULTI/EXEC too, so that the round trip is atomic: a
-            // plain pipeline lets other clients in between its commands, and a dropped
-            // connection can leave part of it applied.
-            if pairs.len() > PAIRS_PER_HSET {
-                pipe.atomic();
-            }
-            for chunk in pairs.chunks(PAIRS_PER_HSET) {
-                let cmd = pipe.cmd("HSET").arg(k);
-                for (field, value) in chunk {
+    fn send_hset(&self, call: &mut Call, pairs: &[(Vec<u8>, Vec<u8>)]) -> Result<usize> {
+        call.next_batch();
+        self.engine.write(
+            call,
+            "HSET",
+            |cmd| {
+                for (field, value) in pairs {
                     cmd.arg(field).arg(value);
                 }
-                cmd.ignore();
-            }
-            self.core.add_ttl(&mut pipe, k);
-            pipe.exec(c)
-        })
+            },
+            Retry::Idempotent,
+        )
     }
 
     /// Returns the value of `key`, or computes one with `f`, stores it unless another writer
-    /// got there first, and returns whichever value the hash holds then (unlike the Python
-    /// original's `setdefault`, which returns `None`). `HGET`; on a miss `MULTI`, `HSETNX`,
-    /// `HGET`, (`PEXPIRE`), `EXEC`: one round trip on a hit, two on a miss.
+    /// got there first, and returns whichever value the hash holds then. `HGET`; on a miss a
+    /// script (`HSETNX`,
+    /// `HGET`, (`PEXPIRE`)): one round trip on a hit, two on a miss.
     ///
     /// If several threads or processes miss at once, each runs `f`, but all of them return
     /// the same value: the first one stored. The TTL is applied on a miss even when another
@@ -549,33 +526,37 @@ where
         Q: Serialize + ?Sized,
     {
         let field = self.field(key)?;
-        let bytes: Option<Vec<u8>> = self
-            .core
-            .run(|c, k| redis::cmd("HGET").arg(k).arg(&field).query(c))?;
-        if let Some(b) = bytes {
-            return self.decode_value(&field, &b);
-        }
+        let stale = match ops::get(&self.engine, &field)? {
+            Some(b) => match self.decode_value_or_miss(&field, &b)? {
+                Some(v) => return Ok(v),
+                None => true,
+            },
+            None => false,
+        };
         let value = f();
         let encoded = self.value(&value)?;
-        let (stored,): (Option<Vec<u8>>,) = self.core.run(|c, k| {
-            let mut pipe = redis::pipe();
-            pipe.atomic();
-            pipe.cmd("HSETNX").arg(k).arg(&field).arg(&encoded).ignore();
-            pipe.cmd("HGET").arg(k).arg(&field);
-            self.core.add_ttl(&mut pipe, k);
-            pipe.query(c)
-        })?;
+        if stale {
+            // Another shape, read as missing: written over (`HSETNX` would keep it).
+            ops::set(&self.engine, &field, &encoded)?;
+            return Ok(value);
+        }
+        let stored = ops::get_or_insert(&self.engine, &field, &encoded)?;
         match stored {
-            Some(b) if b != encoded => self.decode_value(&field, &b),
+            Some(b) if b != encoded => match self.decode_value_or_miss(&field, &b)? {
+                Some(v) => Ok(v),
+                None => {
+                    ops::set(&self.engine, &field, &encoded)?;
+                    Ok(value)
+                }
+            },
             _ => Ok(value),
         }
     }
 
     /// Removes an entry chosen at random and returns it, `None` when the map is empty;
-    /// applies the TTL. One Lua script (`EVALSHA`: `HRANDFIELD`, `HGET`, `HDEL`,
-    /// (`PEXPIRE`)), atomic: concurrent callers never get the same entry. One round trip;
-    /// three the first time a server sees the script (`EVALSHA` answers `NOSCRIPT`, then
-    /// `SCRIPT LOAD` and `EVALSHA` again). Needs Redis 6.2 or later.
+    /// applies the TTL. One script (`HRANDFIELD`, `HGET`, `HDEL`, (`PEXPIRE`)), atomic:
+    /// concurrent callers never get the same entry. One round trip. Not sent again after a
+    /// lost reply: [`Error::OutcomeUnknown`].
     ///
     /// # Errors
     ///
@@ -590,26 +571,14 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn pop_item(&self) -> Result<Option<(K, V)>> {
-        let ttl = self
-            .core
-            .options
-            .ttl
-            .map(|t| crate::options::ttl_millis(t).to_string())
-            .unwrap_or_default();
-        let mode = match self.core.options.ttl_policy {
-            TtlPolicy::Keep => "NX",
-            _ => "",
-        };
-        let popped: Option<(Vec<u8>, Vec<u8>)> = self.core.run(|c, k| {
-            POP_ITEM
-                .key(k)
-                .arg(&ttl)
-                .arg(mode)
-                .invoke(c as &mut dyn redis::ConnectionLike)
-        })?;
-        popped
-            .map(|(field, value)| self.decode_entry(&field, &value))
-            .transpose()
+        // An entry of another shape read as missing is removed all the same; the next one
+        // is popped.
+        while let Some((field, value)) = ops::pop(&self.engine)? {
+            if let Some(entry) = self.decode_entry(&field, &value)? {
+                return Ok(Some(entry));
+            }
+        }
+        Ok(None)
     }
 
     /// Copies the whole map into a `HashMap`: a consistent snapshot. `HGETALL`, one round
@@ -630,15 +599,16 @@ where
     where
         K: Eq + Hash,
     {
-        let raw: HashMap<Vec<u8>, Vec<u8>> = self
-            .core
-            .run(|c, k| redis::cmd("HGETALL").arg(k).query(c))?;
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(&self.engine.resolved()?.key);
+        let raw: HashMap<Vec<u8>, Vec<u8>> = self.engine.query(&cmd, Retry::Idempotent)?;
         raw.iter()
-            .map(|(field, value)| self.decode_entry(field, value))
+            .filter(|(field, _)| !self.hides(field))
+            .filter_map(|(field, value)| self.decode_entry(field, value).transpose())
             .collect()
     }
 
-    crate::options::key_methods! {
+    crate::handle::key_methods! {
         handle: "redis_caches::DictCache::<String, u32>::new(\"ages\")",
         exists: "Whether the key exists (a hash exists while it has at least one entry).",
         clear: "Deletes the whole hash; true when it existed.",
@@ -646,37 +616,155 @@ where
         expire: "Sets the hash's time to live now; false when the key does not exist.",
     }
 
-    /// Encodes a key into its hash field.
+    /// Encodes a key into its hash field by the field rule (plain text for strings and
+    /// integers, see [`codec`](crate::codec#fields-and-members)).
     fn field<Q: Serialize + ?Sized>(&self, key: &Q) -> Result<Vec<u8>> {
-        self.core.encode_item(&self.tags.key, key)
+        self.engine.encode_field(self.key_tag(), key)
     }
 
     fn value<R: Serialize + ?Sized>(&self, value: &R) -> Result<Vec<u8>> {
-        self.core.encode_item(&self.tags.value, value)
+        self.engine.encode_item(self.value_tag(), value)
     }
 
-    fn decode_value(&self, field: &[u8], bytes: &[u8]) -> Result<V> {
-        self.core.decode(&self.tags.value, bytes, || {
-            field_label(&self.core.key_for_errors(), field)
+    fn key_tag(&self) -> &crate::codec::TypeTag {
+        self.tags.key.get::<K>(self.engine.schema_version())
+    }
+
+    fn value_tag(&self) -> &crate::codec::TypeTag {
+        self.tags.value.get::<V>(self.engine.schema_version())
+    }
+
+    /// The value, `None` for one of another shape under [`OtherShape::Miss`](crate::OtherShape::Miss).
+    fn decode_value_or_miss(&self, field: &[u8], bytes: &[u8]) -> Result<Option<V>> {
+        self.engine.decode_or_miss(self.value_tag(), bytes, || {
+            field_label(&self.engine.key_for_errors(), field)
         })
     }
 
+    /// Decodes a hash field back into its key (the field rule).
     fn decode_key(&self, field: &[u8]) -> Result<K> {
-        self.core
-            .decode(&self.tags.key, field, || {
-                field_label(&self.core.key_for_errors(), field)
-            })
-            .map_err(|e| match e {
-                Error::Decode { key, reason } => Error::Decode {
-                    key,
-                    reason: format!("the field itself: {reason}"),
-                },
-                e => e,
-            })
+        self.engine.decode_field(self.key_tag(), field, || {
+            format!(
+                "{} (the field itself)",
+                field_label(&self.engine.key_for_errors(), field)
+            )
+        })
     }
 
-    fn decode_entry(&self, field: &[u8], value: &[u8]) -> Result<(K, V)> {
-        Ok((self.decode_key(field)?, self.decode_value(field, value)?))
+    /// Whether `field` is the layout's bookkeeping (region-cache's marker), not an entry.
+    fn hides(&self, field: &[u8]) -> bool {
+        self.engine.options.layout.hides_field(field)
+    }
+
+    /// The entry, `None` for a value of another shape read as missing.
+    fn decode_entry(&self, field: &[u8], value: &[u8]) -> Result<Option<(K, V)>> {
+        let key = self.decode_key(field)?;
+        Ok(self.decode_value_or_miss(field, value)?.map(|v| (key, v)))
+    }
+}
+
+impl<K, V, C> DictCache<K, V, C>
+where
+    K: Serialize + DeserializeOwned + 'static,
+    V: Counter,
+    C: CounterCodec,
+{
+    /// Adds `by` to the count stored for `key` atomically and returns the new count; a
+    /// missing entry counts as 0. `HINCRBY` (`HINCRBYFLOAT` for `f32`/`f64`); with a TTL or
+    /// TTL policy, in the write script that applies it, so that a refused increment changes
+    /// nothing. One round trip.
+    ///
+    /// Only on counters, whose values are stored as plain decimal text: `Raw`, `PythonText`,
+    /// or `PythonJson` for a pottery `RedisCounter` (see [`Layout::Pottery`](crate::Layout)).
+    ///
+    /// Not idempotent: when the reply is lost the crate does not send it again, and the call
+    /// fails with [`Error::OutcomeUnknown`] (the increment may or may not have counted).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`] when `key` cannot be encoded or `by` does not fit an `i64` (or is not
+    /// finite), before anything is sent; [`Error::Decode`] when the new count does not fit `V`
+    /// (it is stored even then); [`Error::Redis`] when the stored value is not a number or the
+    /// sum overflows (the value is left unchanged); [`Error::WrongType`];
+    /// [`Error::OutcomeUnknown`]; connection errors.
+    ///
+    /// ```no_run
+    /// use redis_caches::{DictCache, codec::Raw};
+    /// let words: DictCache<String, i64, Raw> = DictCache::builder("words").codec(Raw).build();
+    /// let n = words.incr("apple", 1)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn incr<Q>(&self, key: &Q, by: V) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        self.add(key, by, false)
+    }
+
+    /// Subtracts `by` from the count stored for `key` atomically and returns the new count.
+    /// `HINCRBY key field -by` (in the write script when there is a TTL), one round trip. See
+    /// [`incr`](DictCache::incr).
+    ///
+    /// # Errors
+    ///
+    /// As [`incr`](DictCache::incr).
+    ///
+    /// ```no_run
+    /// use redis_caches::{DictCache, codec::Raw};
+    /// let stock: DictCache<String, i64, Raw> = DictCache::builder("stock").codec(Raw).build();
+    /// let left = stock.decr("apples", 1)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn decr<Q>(&self, key: &Q, by: V) -> Result<V>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        self.add(key, by, true)
+    }
+
+    fn add<Q: Serialize + ?Sized>(&self, key: &Q, by: V, negate: bool) -> Result<V> {
+        let field = self.field(key)?;
+        let label = || field_label(&self.engine.key_for_errors(), &field);
+        let by = by.increment(negate).ok_or_else(|| {
+            Error::encode(
+                label(),
+                if negate {
+                    "the decrement does not fit an i64"
+                } else {
+                    "the increment does not fit an i64"
+                },
+            )
+        })?;
+        let command = if V::COMMAND == "INCRBY" {
+            "HINCRBY"
+        } else {
+            "HINCRBYFLOAT"
+        };
+        let mut call = self.engine.call()?;
+        let reply: redis::Value = self.engine.write(
+            &mut call,
+            command,
+            |cmd| {
+                cmd.arg(&field).arg(&by);
+            },
+            Retry::Once,
+        )?;
+        let shown = match &reply {
+            redis::Value::Int(n) => n.to_string(),
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            other => format!("{other:?}"),
+        };
+        V::from_reply(reply).ok_or_else(|| {
+            Error::decode(
+                label(),
+                format_args!(
+                    "the counter's new value {shown} does not fit {}",
+                    std::any::type_name::<V>()
+                ),
+            )
+        })
     }
 }
 
@@ -711,13 +799,13 @@ macro_rules! dict_iterator {
         $name:ident yields $item:ty, |$dict:ident, $field:ident, $value:ident| $decode:expr
     ) => {
         $(#[$doc])*
-        pub struct $name<'a, K, V, C = Postcard> {
-            dict: &'a DictCache<K, V, C>,
+        pub struct $name<K, V, C = Postcard> {
+            dict: DictCache<K, V, C>,
             pages: Pages<u64, (Vec<u8>, Vec<u8>)>,
         }
 
-        impl<'a, K, V, C> $name<'a, K, V, C> {
-            fn new(dict: &'a DictCache<K, V, C>) -> Self {
+        impl<K, V, C> $name<K, V, C> {
+            fn new(dict: DictCache<K, V, C>) -> Self {
                 $name {
                     dict,
                     pages: Pages::new(0),
@@ -725,35 +813,45 @@ macro_rules! dict_iterator {
             }
         }
 
-        impl<K, V, C> Iterator for $name<'_, K, V, C>
+        impl<K, V, C> Iterator for $name<K, V, C>
         where
-            K: Serialize + DeserializeOwned,
-            V: Serialize + DeserializeOwned,
+            K: Serialize + DeserializeOwned + 'static,
+            V: Serialize + DeserializeOwned + 'static,
             C: Codec,
         {
             type Item = Result<$item>;
 
             fn next(&mut self) -> Option<Self::Item> {
-                let $dict = self.dict;
-                let raw = self
-                    .pages
-                    .next(|cursor| scan_page(&$dict.core, "HSCAN", cursor, SCAN_BATCH))?;
-                Some(raw.and_then(|($field, $value)| $decode))
+                loop {
+                    let $dict = &self.dict;
+                    let raw = self
+                        .pages
+                        .next(|cursor| scan_page(&$dict.engine, "HSCAN", cursor, SCAN_BATCH))?;
+                    if matches!(&raw, Ok((field, _)) if $dict.hides(field)) {
+                        continue;
+                    }
+                    // `None`: a value of another shape read as missing, left out.
+                    match raw.and_then(|($field, $value)| $decode) {
+                        Ok(Some(item)) => return Some(Ok(item)),
+                        Ok(None) => {}
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
             }
         }
 
-        impl<K, V, C> FusedIterator for $name<'_, K, V, C>
+        impl<K, V, C> FusedIterator for $name<K, V, C>
         where
-            K: Serialize + DeserializeOwned,
-            V: Serialize + DeserializeOwned,
+            K: Serialize + DeserializeOwned + 'static,
+            V: Serialize + DeserializeOwned + 'static,
             C: Codec,
         {
         }
 
-        impl<K, V, C: Codec> fmt::Debug for $name<'_, K, V, C> {
+        impl<K, V, C: Codec> fmt::Debug for $name<K, V, C> {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($name))
-                    .field("dict", self.dict)
+                    .field("dict", &self.dict)
                     .field("cursor", &self.pages.next_position())
                     .field("buffered", &self.pages.buffered())
                     .finish()
@@ -782,7 +880,7 @@ dict_iterator! {
     /// for name in c.keys() { println!("{}", name?); }
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    Keys yields K, |dict, field, _value| dict.decode_key(&field)
+    Keys yields K, |dict, field, _value| dict.decode_key(&field).map(Some)
 }
 
 dict_iterator! {
@@ -793,7 +891,7 @@ dict_iterator! {
     /// let oldest = c.values().collect::<Result<Vec<_>, _>>()?.into_iter().max();
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    Values yields V, |dict, field, value| dict.decode_value(&field, &value)
+    Values yields V, |dict, field, value| dict.decode_value_or_miss(&field, &value)
 }
 
 /// `for entry in &dict` iterates like [`DictCache::iter`].
@@ -805,16 +903,16 @@ dict_iterator! {
 /// }
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
-impl<'a, K, V, C> IntoIterator for &'a DictCache<K, V, C>
+impl<K, V, C> IntoIterator for &DictCache<K, V, C>
 where
-    K: Serialize + DeserializeOwned,
-    V: Serialize + DeserializeOwned,
+    K: Serialize + DeserializeOwned + 'static,
+    V: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     type Item = Result<(K, V)>;
-    type IntoIter = Iter<'a, K, V, C>;
+    type IntoIter = Iter<K, V, C>;
 
-    fn into_iter(self) -> Iter<'a, K, V, C> {
+    fn into_iter(self) -> Iter<K, V, C> {
         self.iter()
     }
 }

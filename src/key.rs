@@ -1,7 +1,7 @@
 //! Building Redis keys from parts and prefixes.
 //!
-//! A key is a list of parts (strings or integers) joined with `.`, as the `caches`
-//! documentation shows: `["foo", "bar", "che"]` gives `foo.bar.che`. In front come, in order,
+//! A key is a list of parts (strings or integers) joined with `.`: `["foo", "bar", "che"]`
+//! gives `foo.bar.che`. In front come, in order,
 //! the connection's `prefix` option (prepended as given) and the collection's own prefix
 //! (joined with `.` like a part):
 //!
@@ -396,9 +396,85 @@ mod tests {
     }
 
     #[test]
+    fn parts_convert_and_display_as_written() {
+        let owned = String::from("b");
+        assert_eq!(KeyPart::from("a"), KeyPart::Str("a".into()));
+        assert_eq!(KeyPart::from(owned.clone()), KeyPart::Str("b".into()));
+        assert_eq!(KeyPart::from(&owned), KeyPart::Str("b".into()));
+        assert_eq!(KeyPart::from(-7i8), KeyPart::Int(-7));
+        assert_eq!(KeyPart::from(u64::MAX), KeyPart::Int(u64::MAX as i128));
+        assert_eq!(KeyPart::Str("a.b".into()).to_string(), "a.b");
+        assert_eq!(KeyPart::Int(-3).to_string(), "-3");
+        assert_eq!(KeyPart::Int(0).to_string(), "0");
+    }
+
+    #[test]
+    fn keys_are_built_from_every_kind_of_list() {
+        let expected = [KeyPart::from("a"), KeyPart::Int(1)];
+        let key = Key::from_parts([KeyPart::from("a"), KeyPart::Int(1)]);
+        assert_eq!(key.parts(), &expected[..]);
+        assert!(!key.has_hash_tag());
+        assert_eq!(key.clone().into_key(), key);
+        assert_eq!((&key).into_key(), key);
+        assert_eq!(("a", 1).into_key(), key);
+        assert_eq!(KeyPart::Int(1).into_key().parts(), &[KeyPart::Int(1)]);
+        assert_eq!(["a", "b"].into_key().parts().len(), 2);
+        assert_eq!(vec!["a", "b", "c"].into_key().parts().len(), 3);
+        let slice: &[&str] = &["x", "y"];
+        assert_eq!(
+            slice.into_key().parts(),
+            &[KeyPart::from("x"), KeyPart::from("y")]
+        );
+        assert_eq!(String::from("s").into_key().parts(), &[KeyPart::from("s")]);
+        assert_eq!(7u8.into_key().parts(), &[KeyPart::Int(7)]);
+        assert_eq!(
+            ("a", 1, "b", 2, "c", 3)
+                .into_key()
+                .render("", None)
+                .unwrap(),
+            "a.1.b.2.c.3"
+        );
+    }
+
+    #[test]
+    fn children_and_hash_tags() {
+        let key = "a".into_key().child("b").child(3);
+        assert_eq!(
+            key.parts(),
+            &[KeyPart::from("a"), KeyPart::from("b"), KeyPart::Int(3)]
+        );
+        assert_eq!(key.render("", None).unwrap(), "a.b.3");
+        let tagged = key.with_hash_tag();
+        assert!(tagged.has_hash_tag());
+        assert_eq!(tagged.parts().len(), 3);
+        assert_eq!(tagged.render("cp:", None).unwrap(), "cp:{a}.b.3");
+        assert_eq!(tagged.child("c").render("", None).unwrap(), "{a}.b.3.c");
+    }
+
+    #[test]
+    fn render_checks_prefix_and_parts_in_order() {
+        let err = |key: Key, prefix: Option<&str>| match key.render("", prefix).unwrap_err() {
+            Error::InvalidKey { reason } => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(err("a".into_key(), Some("")).contains("non-empty"));
+        assert!(err("a".into_key(), Some("p{")).contains("'{' and '}'"));
+        assert!(err("a".into_key(), Some("p}")).contains("'{' and '}'"));
+        assert!(err(Key::default(), None).contains("at least one part"));
+        assert!(err(["a", ""].into_key(), Some("p")).contains("empty string"));
+        assert!(err(Key::default(), Some("")).contains("non-empty"));
+        // A non-empty prefix without braces is joined like a part, dots unescaped.
+        assert_eq!("a".into_key().render("", Some("p.q")).unwrap(), "p.q.a");
+        // The connection prefix is prepended as given, braces and all.
+        assert_eq!("a".into_key().render("{c}", None).unwrap(), "{c}a");
+    }
+
+    #[test]
     fn glob_escaping() {
         assert_eq!(glob_escape("plain.key"), "plain.key");
         assert_eq!(glob_escape("a*"), r"a\*");
         assert_eq!(glob_escape("[x-y]"), r"\[x\-y\]");
+        assert_eq!(glob_escape(r"^\?"), r"\^\\\?");
+        assert_eq!(glob_escape(""), "");
     }
 }

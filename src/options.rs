@@ -2,16 +2,46 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
-use once_cell::sync::OnceCell;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::codec::{Codec, Postcard, TypeTag};
-use crate::connection::{Connection, ConnectionRef, RedisConn};
+use crate::codec::{Codec, Postcard};
+use crate::connection::ConnectionRef;
+use crate::engine::{Engine, PlacementFn};
 use crate::error::{Error, Result};
 use crate::key::{IntoKey, Key};
+use crate::layout::Layout;
+
+/// What a read does with a stored value of another shape: written for another type (another
+/// [fingerprint](crate::codec#fingerprints)), under another
+/// [schema version](Builder::schema_version), or by stored-data format v1 (redis-caches 0.1).
+///
+/// A plain collection's data is never silently lost, so the default is an error; a
+/// collection used as a cache (its values can be computed again) can read such a value as
+/// missing instead, so that a redeploy with a changed type refills it. `Memo` results and
+/// values a region computes (`get_or_insert_with`) are always read that way.
+///
+/// ```
+/// use redis_caches::{OtherShape, RedisCache};
+/// assert_eq!(OtherShape::default(), OtherShape::Error);
+/// let prices: RedisCache<u64> = RedisCache::builder("price").other_shape(OtherShape::Miss).build();
+/// # let _ = prices;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OtherShape {
+    /// [`Error::Decode`] naming the key, the expected and the found fingerprint.
+    #[default]
+    Error,
+    /// Read as missing: `get` returns `None` (or the default value), an entry is left out of
+    /// iteration and snapshots, an old value returned by a write is `None`, and
+    /// `get_or_insert_with` computes a new value and writes it over the old one. Only reads
+    /// of values change: hash fields and set members are never read as missing, and bytes
+    /// that are no value at all (truncated, a damaged header or body, another codec's bytes)
+    /// are still [`Error::Decode`]. (A damaged fingerprint cannot be told from another
+    /// shape's: it reads as missing too.)
+    Miss,
+}
 
 /// What happens to a collection's TTL when it is written to.
 ///
@@ -22,23 +52,40 @@ use crate::key::{IntoKey, Key};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TtlPolicy {
-    /// Every write sets the TTL again (`PEXPIRE key ttl` in the same round trip), as `caches`
-    /// does: the key lives until `ttl` after its last write.
+    /// Every write sets the TTL again (`PEXPIRE key ttl` in the same script as the write,
+    /// one round trip): the key lives until `ttl` after its last write.
     ///
-    /// Where the write and its `PEXPIRE` share a `MULTI`/`EXEC`, the `PEXPIRE` runs inside a
-    /// small `EVAL` that first checks the key holds the collection's Redis type: `MULTI`/`EXEC`
-    /// does not stop after a command Redis refuses, and a bare `PEXPIRE` would otherwise give a
-    /// key of another type (someone else's data) this collection's TTL.
+    /// The script checks first that the key holds the collection's Redis type, so a write
+    /// over a key of another type (someone else's data) changes nothing, its TTL included.
     #[default]
     Refresh,
-    /// The TTL is set when the key is created and left alone afterwards (`PEXPIRE key ttl
-    /// NX`, Redis 7.0 or later): the key lives until `ttl` after its first write.
+    /// The TTL is set when the key is created (or found without one) and left alone
+    /// afterwards: the key lives until `ttl` after its first write. (Redis 7.0's `PEXPIRE
+    /// NX`, done inside the write's script so that Redis 6.2 gets it too.)
     Keep,
 }
 
-/// A duration in whole milliseconds for `PX`/`PEXPIRE`: at least 1 (Redis refuses 0), and
-/// saturating at `u64::MAX` instead of wrapping (Redis then refuses it with an error naming the
-/// key). Every TTL the crate sends goes through here.
+/// The shortest TTL accepted: Redis counts in milliseconds.
+pub const MIN_TTL: Duration = Duration::from_millis(1);
+
+/// The longest TTL accepted: 100 years. Redis itself refuses a TTL whose expiry time does not
+/// fit in 64 bits of milliseconds, and would then have applied the write without it; a bound
+/// checked before sending keeps every write whole.
+pub const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Whether `ttl` is within [`MIN_TTL`]..=[`MAX_TTL`]; the problem otherwise.
+pub(crate) fn check_ttl(ttl: Duration) -> std::result::Result<(), String> {
+    if ttl < MIN_TTL {
+        Err(format!("the TTL {ttl:?} is shorter than 1 ms"))
+    } else if ttl > MAX_TTL {
+        Err(format!("the TTL {ttl:?} is longer than 100 years"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A TTL in whole milliseconds for `PX`/`PEXPIRE`, for a TTL [`check_ttl`] accepted (so at
+/// least 1, and far from overflowing). Every TTL the crate sends goes through here.
 pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -56,6 +103,36 @@ pub(crate) struct Options<C> {
     pub(crate) ttl_policy: TtlPolicy,
     pub(crate) codec: C,
     pub(crate) max_value_size: usize,
+    /// The handle's own near cache; `None` uses the connection's (DSN `near_cache`), if any.
+    pub(crate) near: Option<crate::NearCache>,
+    /// How the key is named and fields, members and scores are encoded.
+    pub(crate) layout: Layout,
+    /// Put into the fingerprint of every value (and encoded field or member) the handle
+    /// writes and reads ([`TypeTag::with_schema_version`](crate::codec::TypeTag::with_schema_version)).
+    pub(crate) schema_version: Option<u32>,
+    /// What reads do with values of another shape.
+    pub(crate) other_shape: OtherShape,
+}
+
+impl<C> Options<C> {
+    /// Checks the options before anything is sent: an out-of-range value is
+    /// [`Error::Config`] naming the key, at every operation of the handle.
+    pub(crate) fn check(&self, key: &Key) -> Result<()> {
+        let origin = || {
+            self.render_key(key, "")
+                .unwrap_or_else(|_| "a collection".to_string())
+        };
+        if let Some(ttl) = self.ttl {
+            check_ttl(ttl).map_err(|problem| Error::config(origin(), problem))?;
+        }
+        Ok(())
+    }
+
+    /// The full Redis key of `key`, as the layout names it.
+    pub(crate) fn render_key(&self, key: &Key, connection_prefix: &str) -> Result<String> {
+        self.layout
+            .render_key(key, connection_prefix, self.prefix.as_deref())
+    }
 }
 
 impl Default for Options<Postcard> {
@@ -67,6 +144,10 @@ impl Default for Options<Postcard> {
             ttl_policy: TtlPolicy::Refresh,
             codec: Postcard,
             max_value_size: DEFAULT_MAX_VALUE_SIZE,
+            near: None,
+            layout: Layout::Native,
+            schema_version: None,
+            other_shape: OtherShape::Error,
         }
     }
 }
@@ -84,7 +165,14 @@ pub trait Collection: Sized + private::Sealed {
     #[doc(hidden)]
     const REDIS_TYPE: &'static str;
     #[doc(hidden)]
-    fn from_core(core: Core<Self::Codec>, extra: Self::Extra) -> Self;
+    #[allow(private_interfaces)]
+    fn from_engine(engine: Engine<Self::Codec>, extra: Self::Extra) -> Self;
+    /// The Python `caches` class this collection stands for (`Cache`, `DictCache`, ...),
+    /// the default prefix of [`Layout::PythonCaches`]; empty when there is none.
+    #[doc(hidden)]
+    fn python_class() -> &'static str {
+        ""
+    }
 }
 
 pub(crate) mod private {
@@ -115,6 +203,7 @@ pub struct Builder<T: Collection> {
     key: Key,
     options: Options<T::Codec>,
     extra: T::Extra,
+    placement: Option<Arc<PlacementFn>>,
     _collection: PhantomData<fn() -> T>,
 }
 
@@ -124,13 +213,14 @@ impl<T: Collection<Codec = Postcard>> Builder<T> {
             key: key.into_key(),
             options: Options::default(),
             extra: T::Extra::default(),
+            placement: None,
             _collection: PhantomData,
         }
     }
 }
 
 impl<T: Collection> Builder<T> {
-    /// Uses this connection: a registered name (`"sessions"`) or a [`Connection`] handle.
+    /// Uses this connection: a registered name (`"sessions"`) or a [`Connection`](crate::Connection) handle.
     /// The default is the connection named `"default"` (`CACHES_DSN`).
     pub fn connection(mut self, connection: impl Into<ConnectionRef>) -> Self {
         self.options.connection = connection.into();
@@ -145,7 +235,10 @@ impl<T: Collection> Builder<T> {
     }
 
     /// Gives the key a time to live (millisecond precision), applied as the
-    /// [`ttl_policy`](Builder::ttl_policy) says. No TTL by default.
+    /// [`ttl_policy`](Builder::ttl_policy) says. No TTL by default. Between [`MIN_TTL`] and
+    /// [`MAX_TTL`]: a handle built with another TTL returns [`Error::Config`] from every
+    /// operation, before anything is sent ([`try_build`](Builder::try_build) reports it at
+    /// once).
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.options.ttl = Some(ttl);
         self
@@ -165,6 +258,83 @@ impl<T: Collection> Builder<T> {
         self
     }
 
+    /// Serves this handle's point reads from `near`, a process-local cache that Redis keeps
+    /// correct (see [`NearCache`](crate::NearCache) for what is cached and the exact
+    /// guarantee). Overrides the connection's `near_cache` DSN option. Off by default.
+    ///
+    /// ```
+    /// use redis_caches::{DictCache, NearCache};
+    /// let near = NearCache::with_capacity(10_000);
+    /// let d: DictCache<String, u32> = DictCache::builder("ages").near_cache(near).build();
+    /// # let _ = d;
+    /// ```
+    pub fn near_cache(mut self, near: crate::NearCache) -> Self {
+        self.options.near = Some(near);
+        self
+    }
+
+    /// Names the key and encodes fields, members and scores as a Python library does, to
+    /// share its data: see [`Layout`] for what each layout changes. Values keep the codec.
+    /// The default is [`Layout::Native`].
+    ///
+    /// A layout that brings a prefix (the `caches` class name, region-cache's `root`) uses
+    /// it when [`prefix`](Builder::prefix) is not given.
+    ///
+    /// ```
+    /// use redis_caches::{Layout, SetCache, codec::PythonText};
+    ///
+    /// // Python: caches.SetCache(["tags", "red"], serialize=False)
+    /// let tags: SetCache<String, PythonText> = SetCache::builder(["tags", "red"])
+    ///     .layout(Layout::PythonCaches)
+    ///     .codec(PythonText)
+    ///     .build();
+    /// assert!(format!("{tags:?}").contains("\"SetCache.tags.red\""));
+    /// ```
+    pub fn layout(mut self, layout: Layout) -> Self {
+        self.options.layout = layout;
+        self
+    }
+
+    /// Puts `version` into the fingerprint of every value the handle stores (and of fields
+    /// and members stored in the codec's encoding; plain-text fields and members of strings
+    /// and integers carry no fingerprint): bump it when a type keeps its shape but changes its
+    /// meaning (a `price: u64` goes from cents to millicents). Values written under another
+    /// version then read as [`CodecErrorKind::OtherShape`](crate::codec::CodecErrorKind::OtherShape):
+    /// [`Error::Decode`] naming the key and both fingerprints. Version 0 is the same as no
+    /// version for a type whose shape can be traced; for one whose shape cannot, any explicit
+    /// version lets [`Postcard`] store it (see [`TypeTag::with_schema_version`](crate::codec::TypeTag::with_schema_version)).
+    ///
+    /// ```
+    /// use redis_caches::RedisCache;
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Price { amount: u64 } // in millicents since version 2, in cents before
+    ///
+    /// let prices: RedisCache<Price> = RedisCache::builder("price").schema_version(2).build();
+    /// # let _ = prices;
+    /// ```
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.options.schema_version = Some(version);
+        self
+    }
+
+    /// What reads do with a stored value of another shape (another type's fingerprint,
+    /// another schema version, format v1): [`OtherShape::Error`] (the default) or, for a
+    /// collection whose values can be computed again, [`OtherShape::Miss`]. For
+    /// [`RedisCache`](crate::RedisCache), [`DictCache`](crate::DictCache) and
+    /// [`Region`](crate::Region) values; sets and sorted sets store no values.
+    ///
+    /// ```
+    /// use redis_caches::{DictCache, OtherShape};
+    /// let sessions: DictCache<String, Vec<u8>> =
+    ///     DictCache::builder("sessions").other_shape(OtherShape::Miss).build();
+    /// # let _ = sessions;
+    /// ```
+    pub fn other_shape(mut self, policy: OtherShape) -> Self {
+        self.options.other_shape = policy;
+        self
+    }
+
     /// Encodes with `codec` instead of [`Postcard`].
     pub fn codec<C2: Codec>(self, codec: C2) -> Builder<T::WithCodec<C2>> {
         let Options {
@@ -174,6 +344,10 @@ impl<T: Collection> Builder<T> {
             ttl_policy,
             codec: _,
             max_value_size,
+            near,
+            layout,
+            schema_version,
+            other_shape,
         } = self.options;
         Builder {
             key: self.key,
@@ -184,34 +358,56 @@ impl<T: Collection> Builder<T> {
                 ttl_policy,
                 codec,
                 max_value_size,
+                near,
+                layout,
+                schema_version,
+                other_shape,
             },
             extra: self.extra,
+            placement: self.placement,
             _collection: PhantomData,
         }
     }
 
     /// Builds the collection handle. No I/O.
-    pub fn build(self) -> T {
-        self.build_core(false)
-    }
-
-    /// Builds a collection over the hash of a region: every write through it also links the
-    /// region to its tree's root (see [`Core::add_ttl`]).
-    pub(crate) fn build_in_region_tree(self) -> T {
-        self.build_core(true)
-    }
-
-    fn build_core(self, in_region_tree: bool) -> T {
-        T::from_core(
-            Core {
-                key: self.key,
-                options: self.options,
-                redis_type: T::REDIS_TYPE,
-                in_region_tree,
-                resolved: OnceCell::new(),
-            },
+    ///
+    /// Invalid options (a TTL out of range) do not stop the build: every operation of the
+    /// handle then returns the [`Error::Config`], before anything is sent.
+    pub fn build(mut self) -> T {
+        if self.options.prefix.as_deref().is_none_or(str::is_empty)
+            && let Some(p) = self.options.layout.default_prefix(T::python_class())
+        {
+            self.options.prefix = Some(p.to_string());
+        }
+        T::from_engine(
+            Engine::new(self.key, self.options, T::REDIS_TYPE, self.placement),
             self.extra,
         )
+    }
+
+    /// Builds the collection handle after checking its options. No I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the key for an option out of range.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use redis_caches::SetCache;
+    ///
+    /// let bad = SetCache::<u8>::builder("s").ttl(Duration::MAX).try_build();
+    /// assert!(bad.unwrap_err().is_config());
+    /// ```
+    pub fn try_build(self) -> Result<T> {
+        self.options.check(&self.key)?;
+        Ok(self.build())
+    }
+
+    /// Places the handle's data with `placement` (a region's hash, found at run time by its
+    /// scripts) instead of at its key rendered.
+    pub(crate) fn with_placement(mut self, placement: Arc<PlacementFn>) -> Self {
+        self.placement = Some(placement);
+        self
     }
 
     pub(crate) fn extra_mut(&mut self) -> &mut T::Extra {
@@ -224,6 +420,7 @@ impl<T: Collection> Builder<T> {
             key,
             options,
             extra,
+            placement: None,
             _collection: PhantomData,
         }
     }
@@ -242,406 +439,39 @@ impl<T: Collection> fmt::Debug for Builder<T> {
     }
 }
 
-/// What every collection handle holds: its key, options and, after the first operation, its
-/// resolved connection and rendered key. Shared behind an `Arc`, so handles clone cheaply.
-#[doc(hidden)]
-pub struct Core<C> {
-    pub(crate) key: Key,
-    pub(crate) options: Options<C>,
-    pub(crate) redis_type: &'static str,
-    /// The key is a region's hash (the prefix is the tree's root): writes link it to the root.
-    in_region_tree: bool,
-    resolved: OnceCell<Resolved>,
-}
-
-pub(crate) struct Resolved {
-    pub(crate) connection: Connection,
-    pub(crate) key: String,
-    /// For a region's hash: the `(link set, member)` pairs from the root down to it.
-    links: Vec<(String, String)>,
-}
-
-impl<C: Codec> Core<C> {
-    /// The connection and full key, resolved once.
-    pub(crate) fn resolved(&self) -> Result<&Resolved> {
-        self.resolved.get_or_try_init(|| {
-            let connection = self.options.connection.resolve()?;
-            let key = self
-                .key
-                .render(connection.prefix(), self.options.prefix.as_deref())?;
-            let links = if self.in_region_tree {
-                crate::region::links_to_root(
-                    connection.prefix(),
-                    self.options.prefix.as_deref(),
-                    &self.key,
-                )?
-            } else {
-                Vec::new()
-            };
-            Ok(Resolved {
-                connection,
-                key,
-                links,
-            })
-        })
-    }
-
-    /// A short description for `Debug`: the key parts as the user gave them.
-    pub(crate) fn describe(&self, f: &mut fmt::Formatter<'_>, type_name: &str) -> fmt::Result {
-        let shown = self
-            .resolved
-            .get()
-            .map(|r| r.key.clone())
-            .or_else(|| self.key.render("", self.options.prefix.as_deref()).ok())
-            .unwrap_or_else(|| "<invalid key>".to_string());
-        f.debug_struct(type_name)
-            .field("key", &shown)
-            .field("connection", &self.options.connection.name())
-            .finish()
-    }
-
-    /// Encodes `value` as a value of the type `tag` describes, checking the size limit.
-    pub(crate) fn encode<T: Serialize + ?Sized>(
-        &self,
-        tag: &TypeTag,
-        value: &T,
-        key: &str,
-    ) -> Result<Vec<u8>> {
-        let bytes = self
-            .options
-            .codec
-            .encode(value, tag)
-            .map_err(|e| Error::Encode {
-                key: key.to_string(),
-                reason: e.to_string(),
-            })?;
-        if bytes.len() > self.options.max_value_size {
-            return Err(Error::ValueTooLarge {
-                key: key.to_string(),
-                size: bytes.len(),
-                limit: self.options.max_value_size,
-            });
-        }
-        Ok(bytes)
-    }
-
-    /// The full key, for error messages; empty when it cannot be rendered (the error that
-    /// stopped rendering it is reported by the operation that needed it).
-    pub(crate) fn key_for_errors(&self) -> String {
-        self.resolved().map(|r| r.key.clone()).unwrap_or_default()
-    }
-
-    /// Encodes `value` (a value, member, field...) of the collection at this key: as
-    /// [`encode`](Core::encode), naming this key in errors.
-    pub(crate) fn encode_item<T: Serialize + ?Sized>(
-        &self,
-        tag: &TypeTag,
-        value: &T,
-    ) -> Result<Vec<u8>> {
-        let key = &self.resolved()?.key;
-        self.encode(tag, value, key)
-    }
-
-    /// Decodes bytes read from this key: as [`decode`](Core::decode), naming this key in
-    /// errors.
-    pub(crate) fn decode_item<T: DeserializeOwned>(
-        &self,
-        tag: &TypeTag,
-        bytes: &[u8],
-    ) -> Result<T> {
-        self.decode(tag, bytes, || self.key_for_errors())
-    }
-
-    /// Decodes bytes read from `what` (a key, or `key[field]`).
-    pub(crate) fn decode<T: DeserializeOwned>(
-        &self,
-        tag: &TypeTag,
-        bytes: &[u8],
-        what: impl FnOnce() -> String,
-    ) -> Result<T> {
-        self.options
-            .codec
-            .decode(bytes, tag)
-            .map_err(|e| Error::Decode {
-                key: what(),
-                reason: e.to_string(),
-            })
-    }
-
-    /// Whether writes must refresh the TTL, and so go in MULTI/EXEC with it.
-    pub(crate) fn has_ttl(&self) -> bool {
-        self.options.ttl.is_some()
-    }
-
-    /// Adds the TTL command of the policy (if any) to `pipe`, its reply ignored. For a
-    /// region's hash (a [`Region::dict`](crate::Region::dict) view) it also adds the `SADD`s
-    /// that link the region to its root, which every write to a region carries.
-    pub(crate) fn add_ttl(&self, pipe: &mut redis::Pipeline, key: &str) {
-        if let Some(resolved) = self.resolved.get() {
-            for (set, member) in &resolved.links {
-                pipe.cmd("SADD").arg(set).arg(member).ignore();
-            }
-        }
-        if let Some(ttl) = self.options.ttl {
-            // Not a bare PEXPIRE: in MULTI/EXEC a write refused with WRONGTYPE does not stop
-            // the commands after it, and the TTL would land on a key of another type (someone
-            // else's data, which Redis would then delete). The script expires the key only
-            // when it holds this collection's type. EVAL, not EVALSHA: a NOSCRIPT inside
-            // EXEC could not be retried without running the write twice.
-            let ms = ttl_millis(ttl);
-            let cmd = pipe
-                .cmd("EVAL")
-                .arg(GUARDED_PEXPIRE)
-                .arg(1)
-                .arg(key)
-                .arg(self.redis_type)
-                .arg(ms);
-            if self.options.ttl_policy == TtlPolicy::Keep {
-                cmd.arg("NX");
-            }
-            cmd.ignore();
-        }
-    }
-
-    /// A pipeline for one write: atomic (MULTI/EXEC) when a TTL or a region's links ride
-    /// along.
-    pub(crate) fn write_pipe(&self) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        if self.has_ttl() || self.in_region_tree {
-            pipe.atomic();
-        }
-        pipe
-    }
-
-    /// Runs one write command, which `add` puts on a pipeline, with the TTL command of the
-    /// policy (if any) in the same `MULTI`/`EXEC`: one round trip. Returns the reply of the one
-    /// command `add` did not `ignore()`; without a TTL, Redis sees that command alone.
-    pub(crate) fn write<R: redis::FromRedisValue>(
-        &self,
-        add: impl FnOnce(&mut redis::Pipeline, &str),
-    ) -> Result<R> {
-        self.run(|c, k| {
-            let mut pipe = self.write_pipe();
-            add(&mut pipe, k);
-            self.add_ttl(&mut pipe, k);
-            match pipe.cmd_iter().next() {
-                // One command and no TTL: sent alone, without the pipeline's packing and
-                // reply bookkeeping (about 2,000 client instructions a call, by callgrind).
-                Some(cmd) if pipe.len() == 1 => cmd.query(c),
-                _ => pipe.query::<(R,)>(c).map(|(r,)| r),
-            }
-        })
-    }
-
-    /// Runs `f` with a pooled connection and the full key. A `WRONGTYPE` reply becomes
-    /// [`Error::WrongType`] naming the type Redis holds (one more round trip, on that error
-    /// path only); keys in several cluster slots become [`Error::CrossSlot`].
-    pub(crate) fn run<T>(
-        &self,
-        f: impl FnOnce(&mut RedisConn, &str) -> redis::RedisResult<T>,
-    ) -> Result<T> {
-        let resolved = self.resolved()?;
-        let key = resolved.key.as_str();
-        let mut conn = resolved.connection.get()?;
-        match f(&mut conn, key) {
-            Ok(v) => Ok(v),
-            Err(e) if is_wrong_type(&e) => {
-                let found = redis::cmd("TYPE")
-                    .arg(key)
-                    .query::<String>(&mut *conn)
-                    .unwrap_or_else(|_| "value of another type".to_string());
-                Err(Error::WrongType {
-                    key: key.to_string(),
-                    expected: self.redis_type,
-                    found,
-                })
-            }
-            Err(e) if crate::cluster::is_cross_slot(&e) => Err(Error::CrossSlot {
-                key: key.to_string(),
-                source: e,
-            }),
-            Err(e) => {
-                resolved.connection.observe(&mut conn, &e);
-                Err(Error::redis(key, e))
-            }
-        }
-    }
-
-    /// `EXISTS key`.
-    pub(crate) fn exists(&self) -> Result<bool> {
-        self.run(|c, k| redis::cmd("EXISTS").arg(k).query(c))
-    }
-
-    /// `DEL key`; true when something was deleted.
-    pub(crate) fn clear(&self) -> Result<bool> {
-        self.run(|c, k| redis::cmd("DEL").arg(k).query::<u32>(c))
-            .map(|n| n > 0)
-    }
-
-    /// `PTTL key`, as a [`Ttl`].
-    pub(crate) fn ttl(&self) -> Result<Ttl> {
-        let ms: i64 = self.run(|c, k| redis::cmd("PTTL").arg(k).query(c))?;
-        Ok(match ms {
-            -2 => Ttl::Missing,
-            -1 => Ttl::Persistent,
-            ms => Ttl::Expires(Duration::from_millis(ms.max(0) as u64)),
-        })
-    }
-
-    /// `PEXPIRE key ms`; true when the key exists.
-    pub(crate) fn expire(&self, ttl: Duration) -> Result<bool> {
-        let ms = ttl_millis(ttl);
-        self.run(|c, k| redis::cmd("PEXPIRE").arg(k).arg(ms).query(c))
-    }
-}
-
-/// Writes what every collection handle has besides its own methods: `Clone` (cheap, and
-/// without bounds on the type parameters: the fields are `Arc`s and markers), `Debug` (key
-/// and connection only, through [`Core::describe`], never a value), and the sealed
-/// [`Collection`] impl through which [`Builder::build`] makes the handle.
+/// What a cache does when Redis is unreachable, does not answer in time, or refuses to write
+/// (out of memory, too few replicas): [`Region`](crate::Region)s and
+/// [`Memo`](crate::Memo)s take one.
 ///
-/// The handle is `Name<params.., C>` with the codec parameter last, named `C`, and a `core:
-/// Arc<Core<C>>` field. `clone` lists every field; `from_core` builds the handle from the
-/// [`Core`] and the builder's `Extra` options.
-macro_rules! collection_handle {
-    (
-        $name:ident [$($param:ident),*],
-        redis_type: $redis_type:literal,
-        extra: $extra:ty,
-        clone: { $($field:ident),+ $(,)? },
-        from_core: |$core:ident, $extra_arg:pat_param| $from_core:expr $(,)?
-    ) => {
-        impl<$($param,)* C> Clone for $name<$($param,)* C> {
-            fn clone(&self) -> Self {
-                $name {
-                    $($field: self.$field.clone()),+
-                }
-            }
-        }
-
-        impl<$($param,)* C: $crate::codec::Codec> ::std::fmt::Debug for $name<$($param,)* C> {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                self.core.describe(f, stringify!($name))
-            }
-        }
-
-        impl<$($param,)* C> $crate::options::private::Sealed for $name<$($param,)* C> {}
-
-        impl<$($param,)* C: $crate::codec::Codec> $crate::options::Collection
-            for $name<$($param,)* C>
-        {
-            type Codec = C;
-            type Extra = $extra;
-            type WithCodec<C2: $crate::codec::Codec> = $name<$($param,)* C2>;
-            const REDIS_TYPE: &'static str = $redis_type;
-
-            fn from_core($core: $crate::options::Core<C>, $extra_arg: $extra) -> Self {
-                $from_core
-            }
-        }
-    };
-}
-pub(crate) use collection_handle;
-
-/// Writes the four methods every collection has for its key as a whole (`exists`, `clear`,
-/// `ttl`, `expire`), with their docs, inside the collection's own `impl` block: inherent
-/// methods, so that users need no trait import. The handle must have a `core: Arc<Core<_>>`
-/// field.
+/// Only the operations on the cache path degrade: reads and writes of entries, memoized
+/// calls. Operations whose failure must be seen always return their error: invalidating a
+/// region (silently skipping it would leave stale data), clearing, counting, iterating.
 ///
-/// `handle` is an expression that builds a handle for the doc examples; the other arguments
-/// are the first sentence of each method's doc, which says what the key means for that
-/// collection. The macro adds the commands, round trips, errors and an example.
-macro_rules! key_methods {
-    (
-        handle: $handle:literal,
-        exists: $exists:literal,
-        clear: $clear:literal,
-        ttl: $ttl:literal,
-        expire: $expire:literal $(,)?
-    ) => {
-        #[doc = $exists]
-        /// `EXISTS`, one round trip.
-        ///
-        /// # Errors
-        ///
-        /// Connection errors.
-        ///
-        /// ```no_run
-        #[doc = concat!("# let c = ", $handle, ";")]
-        /// if !c.exists()? {
-        ///     println!("never written, cleared or expired");
-        /// }
-        /// # Ok::<(), redis_caches::Error>(())
-        /// ```
-        pub fn exists(&self) -> $crate::Result<bool> {
-            self.core.exists()
-        }
-
-        #[doc = $clear]
-        /// `DEL`, one round trip.
-        ///
-        /// # Errors
-        ///
-        /// Connection errors.
-        ///
-        /// ```no_run
-        #[doc = concat!("# let c = ", $handle, ";")]
-        /// let existed = c.clear()?;
-        /// # Ok::<(), redis_caches::Error>(())
-        /// ```
-        pub fn clear(&self) -> $crate::Result<bool> {
-            self.core.clear()
-        }
-
-        #[doc = $ttl]
-        /// `PTTL`, one round trip.
-        ///
-        /// # Errors
-        ///
-        /// Connection errors.
-        ///
-        /// ```no_run
-        #[doc = concat!("# let c = ", $handle, ";")]
-        /// if let Some(left) = c.ttl()?.remaining() {
-        ///     println!("expires in {left:?}");
-        /// }
-        /// # Ok::<(), redis_caches::Error>(())
-        /// ```
-        pub fn ttl(&self) -> $crate::Result<$crate::Ttl> {
-            self.core.ttl()
-        }
-
-        #[doc = $expire]
-        /// `PEXPIRE`, one round trip.
-        ///
-        /// # Errors
-        ///
-        /// Connection errors.
-        ///
-        /// ```no_run
-        #[doc = concat!("# let c = ", $handle, ";")]
-        /// c.expire(std::time::Duration::from_secs(10))?;
-        /// # Ok::<(), redis_caches::Error>(())
-        /// ```
-        pub fn expire(&self, ttl: ::std::time::Duration) -> $crate::Result<bool> {
-            self.core.expire(ttl)
-        }
-    };
-}
-pub(crate) use key_methods;
-
-/// Whether Redis refused a command for the type the key holds: a plain `WRONGTYPE` reply, or
-/// one inside a pipeline or `MULTI`/`EXEC` reply (which `RedisError::code` does not report).
-fn is_wrong_type(e: &redis::RedisError) -> bool {
-    e.code() == Some("WRONGTYPE")
-        || e.clone()
-            .into_server_errors()
-            .is_some_and(|errors| errors.iter().any(|(_, s)| s.code() == "WRONGTYPE"))
+/// ```
+/// use redis_caches::OutagePolicy;
+/// assert_eq!(OutagePolicy::default(), OutagePolicy::Fail);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OutagePolicy {
+    /// Return the error ([`Error::is_connection`] or [`Error::is_write_refused`] is true on
+    /// it). The default: an outage is visible, and the backend behind the cache is not
+    /// suddenly hit by every call.
+    #[default]
+    Fail,
+    /// Behave as an empty cache that drops writes: reads miss (a region answers `None`, a
+    /// memoized function computes its result and returns it unstored), writes are skipped
+    /// and return as if they had succeeded on nothing. Each is counted. Errors that are not
+    /// outages (a decode error, a wrong type) are still returned.
+    Miss,
 }
 
-/// `PEXPIRE KEYS[1] ARGV[2] [ARGV[3]]` when the key holds the Redis type `ARGV[1]`.
-const GUARDED_PEXPIRE: &str = "if redis.call('TYPE', KEYS[1])['ok'] == ARGV[1] then \
-return redis.call('PEXPIRE', KEYS[1], ARGV[2], unpack(ARGV, 3)) end return 0";
+impl OutagePolicy {
+    /// Whether `e` is an outage this policy turns into a miss.
+    pub(crate) fn degrades(self, e: &Error) -> bool {
+        self == OutagePolicy::Miss && (e.is_connection() || e.is_write_refused())
+    }
+}
 
 /// The time to live of a key, as `PTTL` reports it.
 ///
@@ -682,5 +512,23 @@ mod tests {
         assert_eq!(ttl_millis(Duration::from_micros(1500)), 1);
         assert_eq!(ttl_millis(Duration::from_secs(2)), 2000);
         assert_eq!(ttl_millis(Duration::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn ttls_out_of_range_are_refused() {
+        assert!(check_ttl(Duration::ZERO).is_err());
+        assert!(check_ttl(Duration::from_micros(999)).is_err());
+        assert!(check_ttl(MIN_TTL).is_ok());
+        assert!(check_ttl(MAX_TTL).is_ok());
+        assert!(check_ttl(MAX_TTL + Duration::from_millis(1)).is_err());
+        assert!(check_ttl(Duration::MAX).is_err());
+        let options = Options {
+            ttl: Some(Duration::MAX),
+            ..Options::default()
+        };
+        let e = options.check(&Key::from_parts(["k"])).unwrap_err();
+        assert!(e.is_config());
+        assert!(e.to_string().contains('k'), "{e}");
+        assert!(Options::default().check(&Key::from_parts(["k"])).is_ok());
     }
 }

@@ -1,85 +1,242 @@
-//! [`Region`]: nested, dotted namespaces of typed values, invalidated recursively in one atomic
-//! step.
+//! [`Region`]: nested, dotted namespaces of typed values, invalidated recursively in one
+//! constant-time step.
 //!
 //! A region is a Redis hash named by its dotted name under a root (`"root"` unless the builder
-//! says otherwise). `Region::new("users.42")` is the hash `{root}.users.42`, a child of
-//! `{root}.users`, itself a child of the root region `{root}`. Each parent keeps the keys of its
-//! children in a Redis set, so [`Region::invalidate`] can find and delete a whole subtree, from
-//! any process, in one Lua script.
+//! says otherwise). `Region::new("users.42")` is a child of `users`, itself a child of the root
+//! region. [`Region::invalidate`] makes a region and everything below it unreachable at once,
+//! from any process, with a handful of commands whatever the size of the subtree; the keys it
+//! left behind are then deleted in the background, in small steps that never hold Redis up.
+//!
+//! The code is split along its seams: the tree (layout, generations, invalidation and
+//! reclamation), [`Transaction`], the iterators ([`Keys`], [`Iter`], [`Children`]) and the
+//! deprecated [`Memoized`].
+//!
+//! # Generations
+//!
+//! Each region has a *generation*: a number, unique in its tree, that is part of the name of
+//! its hash. A region's generation is recorded in its parent's generation (a map from child
+//! name to child generation), and the root region's in the tree's hash. Every script that
+//! reads or writes a region first checks those maps from the root down (one `HGET` per
+//! level, inside the same script: still one round trip), so it always works on the current
+//! generation of every level. The request names the keys of the generations the process
+//! last found (see [Redis Cluster](#redis-cluster)); a script that finds others (another
+//! process invalidated or created a level since) changes nothing and says which it found,
+//! and the request is sent again: a second round trip, only then.
+//!
+//! Invalidating a region deletes the one map entry that names its generation (or, for the
+//! root region, replaces the root's generation) and queues the retired generation for
+//! reclamation: two or three commands, in one script. From then on no script reaches the old
+//! generation or anything below it: it was only reachable through that entry. The next
+//! write to the region (or below it) starts a new generation, linked where the old one was.
+//!
+//! The retired keys are then *reclaimed*, in bounded steps: a step (one script) takes the
+//! retired generation at the head of the tree's queue, scans the next page of its map (the
+//! cursor is kept in the queue), `UNLINK`s the hashes of the children that have no children
+//! themselves and queues the others (depth first, so the queue stays short), and deletes a
+//! generation's own hash once its map is empty: at most 50 regions per step, a few hundred
+//! microseconds of server time
+//! (`benches/RESULTS.md` has the measurements). The queue lives in Redis, so any process may
+//! work on it, and one that restarts picks it up where another stopped. Keys with a TTL also
+//! expire by themselves.
 //!
 //! # Key layout
 //!
-//! For the root `root`, a connection `prefix` of `P` (empty by default), and the region
-//! `abc.xyz`:
+//! For the root `root`, `B` the tree's base key (the connection `prefix`, the builder's
+//! [`prefix`](Builder::prefix) and a `.` if any, then `{root}`), and a region `abc.xyz` in
+//! generation 7 whose parent `abc` is in generation 4:
 //!
 //! | Key | Redis type | Holds |
 //! |---|---|---|
-//! | `P{root}` | hash | the entries of the root region itself |
-//! | `P{root}.abc` | hash | the entries of `abc` |
-//! | `P{root}.abc.xyz` | hash | the entries of `abc.xyz` |
-//! | `P{root}#children` | set | `P{root}.abc` (the hash keys of the root's children) |
-//! | `P{root}#children.abc` | set | `P{root}.abc.xyz` |
+//! | `B#tree` | hash | `root`: the root region's generation; `next`: the last generation number handed out |
+//! | `B@1` | hash | the entries of the root region (generation 1) |
+//! | `B@1#children` | hash | the root region's children: `abc` → `4` |
+//! | `B@4.abc` | hash | the entries of `abc` |
+//! | `B@4.abc#children` | hash | `xyz` → `7` |
+//! | `B@7.abc.xyz` | hash | the entries of `abc.xyz` |
+//! | `B@7.abc.xyz#lock:<memo>.<args>` | string | the refresh lock of a [memo in the region](Region::memo) (`PX` its lock timeout) |
+//! | `B#memo:<memo>.stats` | hash | the statistics of the memos named `<memo>` in the tree |
+//! | `B#gc` | list | retired generations waiting to be reclaimed: `@7.abc.xyz` |
 //!
-//! Every key of a tree starts with the root in a Redis Cluster hash tag (`{root}`), so the whole
-//! tree lives in one slot, which the invalidation script and the `MULTI`/`EXEC` of a write need.
-//! A region key continues after `}` with `.` or ends there; a link key continues with `#`. Since
-//! a root may not contain `{` or `}`, the first `}` always closes the root, and a link key can
-//! never equal a region key, whatever the names. Inside a name part, `\` is written `\\` (see
-//! [`key`](crate::key)); names are split on `.`, so a part never holds one.
+//! A region's hash is `B@<generation>` followed by `.` and its dotted name (name parts escaped
+//! as in [`key`](crate::key): `\` as `\\`, `.` as `\.`), so `redis-cli --scan --pattern
+//! 'B@*'` lists the regions with their names, one generation each (and any retired one not
+//! reclaimed yet). The name is there for operators: the generation alone makes the key
+//! unique. Every key of a tree starts with the root in a Redis Cluster hash tag, so a whole
+//! tree lives in one slot, which the scripts need.
 //!
-//! The invalidation script declares the region's hash and its parent's link set as its keys
-//! and finds the descendants at run time; Redis allows that for keys of the script's own slot,
-//! which the shared hash tag guarantees.
+//! What an operator sees in `redis-cli`, for a tree where `users.alice` was just
+//! invalidated and written again:
 //!
-//! Fields are the entry keys encoded by the region's codec as a `String` (so the
+//! ```text
+//! > HGETALL "{root}#tree"          -> root 1, next 9
+//! > HGETALL "{root}@1#children"    -> users 2
+//! > HGETALL "{root}@2.users#children" -> alice 9, bob 5
+//! > LRANGE "{root}#gc" 0 -1        -> @3.users.alice   (the retired generation, still queued)
+//! > EXISTS "{root}@3.users.alice"  -> 1 until reclaimed; no script reads it any more
+//! ```
+//!
+//! [`Region::key`] returns a region's current hash key (one round trip). Elsewhere (errors,
+//! `Debug`) a region is named by `B.abc.xyz`, its name as a key, which is not a key of the
+//! layout.
+//!
+//! Fields are the entry keys as plain text, the field rule for a `String` (so the
 //! [`DictCache<String, V>`](crate::DictCache) view from [`Region::dict`] reads the same
-//! entries); values are encoded per call with the type the call names. Results memoized with
-//! [`Region::memoize`] live in the same hash under fields of their own (postcard bytes of `(name, arguments)` behind a
-//! header no key field can start with), so they never collide with entry keys and are
-//! invalidated with the region.
+//! entries, and `HGET <hash> alice` works from any client); values are encoded per call with
+//! the type the call names. Results of a
+//! [memo in the region](Region::memo) live in the same hash under fields of their own (a
+//! header no key field can start with, the memo's name, the arguments), so they never collide
+//! with entry keys and are invalidated with the region.
 //!
-//! # Links, and why writes carry them
+//! # Redis Cluster
 //!
-//! Every write to a region sends, in the same `MULTI`/`EXEC`, one `SADD` per level linking the
-//! region to the root (`SADD P{root}#children P{root}.abc`, `SADD P{root}#children.abc
-//! P{root}.abc.xyz`). It costs no extra round trip, and it closes a gap the Python original
-//! has: when another process invalidates a parent, the links go with it; a process that still
-//! holds a handle to the child and writes to it again would otherwise create a hash no longer
-//! reachable from the parent, which the parent's next invalidation would miss. Here the write
-//! and its links land together or not at all, so at every instant every region hash that holds
-//! data is reachable from the root.
+//! A tree lives in one hash slot. While that slot migrates to another node
+//! (`redis-cli --cluster reshard`), its keys move a few at a time, and Redis decides where a
+//! script runs by the keys it *declares*: on the node the slot leaves, a script runs when all
+//! of them are there, is refused with `TRYAGAIN` when some are missing and redirected
+//! (`ASK`) when all are; the node the slot goes to refuses a script of several keys when one
+//! is missing. So every region script declares every key it reads or writes, and checks what
+//! it reads before its first write: it runs whole on the node that holds all of them, or is
+//! refused before anything changed, never on part of a tree.
 //!
-//! [`Region::create`] links a region without writing to it (so it shows among its parent's
-//! [`children`](Region::children)): one round trip, done once per process and region (a
-//! process-wide registry keyed by connection name, server and full key).
+//! The keys a request declares, for the region `abc.xyz` (generations 1, 4, 7 as in the
+//! table above):
+//!
+//! | Request | Declares |
+//! |---|---|
+//! | a read or write of entries, `clear`, `ttl`, `expire`, a [`dict`](Region::dict) view, a [memo in the region](Region::memo) | the region's own keys, `B@7.abc.xyz` (a memo: also its lock `B@7.abc.xyz#lock:...` and `B#memo:<name>.stats`), and the path to it: `B#tree`, `B@1#children`, `B@4.abc#children` |
+//! | [`children`](Region::children) | the same, with `B@7.abc.xyz#children` |
+//! | [`invalidate`](Region::invalidate) | `B#gc`, `B#tree`, `B@1#children`, `B@4.abc#children` (the parent's map, whose entry it deletes) |
+//! | [`create`](Region::create), [`key`](Region::key) | as a write, as a read |
+//! | a write to a region without a generation | the existing levels, and the maps and hash it creates, named with the generations it will hand out (`next + 1` and up; created only if the tree's counter is still `next`) |
+//! | a read of a region without a generation | the existing levels down to the map without its entry, and its hash in generation `0` (never handed out: it reads as missing) |
+//!
+//! To name those keys before the script runs, the process keeps the generations it last
+//! found on the way to each region (per server, shared by every handle of the region, and by
+//! its ancestors for the levels they share; a region it has not met yet starts from its
+//! nearest known ancestor's; at most 100,000 regions, then it starts over). A
+//! script checks each generation it was named with; when one changed, it changes nothing and
+//! answers with the generations it found (read from the maps, which it does not declare and
+//! only reads), and the request is sent again with their keys. One round trip in the steady
+//! state, two for a region the process has not seen yet or after another process changed
+//! its path; a write that creates generations races other writers creating some in the same
+//! tree, and the loser sends once more.
+//!
+//! While the slot migrates, a request whose keys are split between the two nodes, or that
+//! names a key not created yet (a region without a generation, an empty queue of retired
+//! generations), is refused with `TRYAGAIN` and sent again until the call's deadline, then
+//! fails with a connection error ([`Error::is_connection`], nothing applied): a migration
+//! delays the requests of its slot, as it does any command of several keys.
+//!
+//! Reclamation cannot declare the retired keys it will find (it reads them as it goes), so a
+//! step first checks whether its slot is migrating (a command naming the queue and a key that
+//! never exists fails on both nodes then) and changes nothing if so; reclamation resumes once
+//! the slot has moved.
+//!
+//! # Guarantees
+//!
+//! - Once [`invalidate`](Region::invalidate) returns, no reader in any process sees anything
+//!   written below the region before it began: every read follows the maps from the root in
+//!   the same script, and the retired generation is no longer in them.
+//! - A write concurrent with an invalidation is one script, so it runs entirely before it
+//!   (and is invalidated) or entirely after it (and lands in the new generation, visible).
+//! - Writes after it are visible, and are invalidated by a later `invalidate`.
+//! - Invalidation deletes no data itself (only the map entry that named the generation).
+//!   Reclamation deletes only a hash at a retired region's hash name, and entries of a hash
+//!   at a retired region's map name, found by following the retired generation's maps, never
+//!   by pattern; a key of another type at such a name, or a queue entry of another shape, is
+//!   left alone.
+//!
+//! # Reclamation
+//!
+//! By default ([`Reclaim::Background`]) a thread of the crate (one per process, started at the
+//! first operation on a tree) works off the queues of the trees the process uses: at the
+//! first operation on a tree (so a queue that a stopped process left behind is picked up), at
+//! once after this process invalidates a region of it, and every minute otherwise (so work
+//! another process queued and left is done). Between two steps it pauses at least 2 ms, and
+//! three times as long as the step's round trip took, so one process's reclamation never takes
+//! more than a quarter of the server's time, and backs off when the server is slow to answer.
+//! 200,000
+//! invalidated regions are reclaimed in seconds. A tree whose steps fail six times in a row
+//! (its server is gone) is dropped after 3.1 s, and watched again at the next operation of
+//! any of its handles. [`Region::reclaim`] runs the steps in the caller instead, until the
+//! queue is empty; [`Reclaim::Manual`] leaves reclamation to it (and to other processes).
+//!
+//! Each step takes a connection from the tree's pool for its one round trip, as any call
+//! does: with a pool of one connection, a call may wait for a step (up to `pool_timeout`,
+//! then [`Error::Pool`]); give such pools [`Reclaim::Manual`] or a second connection.
+//!
+//! When the server refuses writes (`maxmemory` reached with `noeviction`), an invalidation is
+//! refused whole ([`Error::is_write_refused`]; the region stays as it was). Reclamation goes
+//! on: Redis refuses only a script's first write that could use memory, so a step that starts
+//! by deleting hashes (which frees memory) also queues what it finds; a step whose page of
+//! children all have children of their own changes nothing, and reclamation waits (a second
+//! between tries) until memory is available.
+//!
+//! The tree's hash and the maps of live regions never expire; they are a few bytes per
+//! region.
+//!
+//! Garbage that is never queued: with a TTL, a region's hash expires, but the entry naming
+//! its generation in its parent's map stays (a few bytes) until the parent is invalidated.
+//!
+//! # Upgrading from 0.1
+//!
+//! redis-caches 0.1 kept a region's entries in `B.abc.xyz` and its children in `B#children…`
+//! sets. This release neither reads nor writes that layout: an operation on a tree that
+//! holds it (and has no generation yet) fails with [`Error::OldLayout`], and changes nothing.
+//! Invalidating the tree's root region discards the old data: its keys are queued and
+//! reclaimed like any invalidated region (following the old link sets, in bounded steps),
+//! and the tree starts afresh. Do not run 0.1 and this release on one tree at once: 0.1
+//! does not see this release's invalidations.
 //!
 //! # Options and inheritance
 //!
-//! A region has a TTL, a TTL policy, a codec, a connection, a root and an
-//! [`OutagePolicy`]. A child made with [`Region::region`] or [`Region::region_builder`] starts
-//! with a copy of its parent's options; what the child builder changes applies to the child
-//! only. `Region::new("a.b.c")` creates no objects for `a` and `a.b`: it only links them on the
-//! first write, and writes nothing into their hashes, so none of `a.b.c`'s options (its TTL in
-//! particular) leaks onto them. A handle to `a` or `a.b` gets whatever options it is built with
-//! (the defaults for `Region::new("a")`). The TTL applies to the region's own hash: a parent
-//! expiring does not expire its children (only [`invalidate`](Region::invalidate) cascades).
+//! A region has a TTL, a TTL policy, a codec, a connection, a root, a prefix, an
+//! [`OutagePolicy`], a [`Reclaim`] mode and a [near cache](crate::NearCache)
+//! ([`near_cache`](Builder::near_cache), or the connection's `near_cache` DSN option). A child made with [`Region::region`] or
+//! [`Region::region_builder`] starts with a copy of its parent's options; what the child
+//! builder changes applies to the child only. `Region::new("a.b.c")` creates no objects for
+//! `a` and `a.b`: its first write gives them generations (map entries) and writes nothing into
+//! their hashes, so none of `a.b.c`'s options (its TTL in particular) leaks onto them. A
+//! handle to `a` or `a.b` gets whatever options it is built with (the defaults for
+//! `Region::new("a")`). The TTL applies to the region's own hash: a parent expiring does not
+//! expire its children (only [`invalidate`](Region::invalidate) cascades).
 //!
 //! # Costs
 //!
-//! | Method | Redis commands | Round trips |
-//! |---|---|---|
-//! | [`get`](Region::get), [`contains_key`](Region::contains_key), [`len`](Region::len) | `HGET`, `HEXISTS`, `HLEN` | 1 |
-//! | [`set`](Region::set) | `SADD` per level + `HSET` (+ `PEXPIRE`), in `MULTI`/`EXEC` | 1 |
-//! | [`insert`](Region::insert) | `SADD` per level + `HGET` + `HSET` (+ `PEXPIRE`), in `MULTI`/`EXEC` | 1 |
-//! | [`remove`](Region::remove), [`delete`](Region::delete) | `HGET` + `HDEL` / `HDEL` (+ `PEXPIRE`) | 1 |
-//! | [`get_or_insert_with`](Region::get_or_insert_with), [`Memoized::call`] | `HGET`; on a miss `SADD`s + `HSETNX` + `HGET` (+ `PEXPIRE`) in `MULTI`/`EXEC` | 1 on a hit, 2 on a miss |
-//! | [`transaction`](Region::transaction) | reads as above; the commit: `SADD`s, `DEL` or `HDEL`, one `HSET` (+ `PEXPIRE`) in `MULTI`/`EXEC` | 1 for the commit, 0 when nothing was written |
-//! | [`keys`](Region::keys), [`iter`](Region::iter) | `HSCAN` | 1 per batch |
-//! | [`children`](Region::children) | `SSCAN` | 1 per batch |
-//! | [`create`](Region::create) | `SADD` per level in `MULTI`/`EXEC` | 1 the first time, then 0 |
-//! | [`invalidate`](Region::invalidate) | one Lua script (`EVALSHA`: `SMEMBERS`, `UNLINK` per region, `SREM`) | 1 (3 the first time a server sees the script: `NOSCRIPT`, `SCRIPT LOAD`, `EVALSHA`) |
-//! | [`dict`](Region::dict), [`region`](Region::region), [`new`](Region::new) | none | 0 |
-//! | [`clear`](Region::clear), [`exists`](Region::exists), [`ttl`](Region::ttl), [`expire`](Region::expire) | `DEL`, `EXISTS`, `PTTL`, `PEXPIRE` | 1 |
+//! Every operation on a region is one script (one round trip) that first checks the tree's
+//! maps: one `HGET` per level below the root, plus one for the root. The first request of the
+//! process for a region, and the first after another process changed the region's path,
+//! take a second round trip (see [Redis Cluster](#redis-cluster)).
+//!
+//! | Method | Redis commands inside the script | Round trips | Lost reply |
+//! |---|---|---|---|
+//! | [`get`](Region::get), [`contains_key`](Region::contains_key), [`len`](Region::len) | the maps, `HGET`, `HEXISTS`, `HLEN` | 1 | resent |
+//! | [`get`](Region::get), [`contains_key`](Region::contains_key) with a [near cache](crate::NearCache) | none on a hit; on a miss the maps, `PTTL`, `HGET` (on the tracking connection) | 0 on a hit, 1 on a miss | resent |
+//! | [`set`](Region::set) | the maps, `TYPE`, `HSET` (+ `PEXPIRE`) | 1 | resent |
+//! | [`insert`](Region::insert) | the maps, `TYPE`, `HGET`, `HSET` (+ `PEXPIRE`) | 1 | `OutcomeUnknown` |
+//! | [`remove`](Region::remove), [`delete`](Region::delete) | the maps, `TYPE`, `HGET` + `HDEL` / `HDEL` (+ `PEXPIRE`) | 1 | `OutcomeUnknown` (`remove`), resent (`delete`) |
+//! | [`get_or_insert_with`](Region::get_or_insert_with) | the maps, `HGET`; on a miss a second script: the maps, `HSETNX`, `HGET` (+ `PEXPIRE`) | 1 on a hit (0 from a near cache), 2 on a miss | resent |
+//! | [`transaction`](Region::transaction) | reads as above; the commit: an `HSET` of the first pair (refused out of memory before anything else), `DEL` or `HDEL`, one `HSET` (+ `PEXPIRE`) | 1 for the commit, 0 when nothing was written | resent |
+//! | [`keys`](Region::keys), [`iter`](Region::iter) | `HSCAN` | 1 per batch | resent |
+//! | [`children`](Region::children) | `HSCAN` of the region's map | 1 per batch | resent |
+//! | [`create`](Region::create) | the maps | 1 the first time, then 0 | resent |
+//! | [`invalidate`](Region::invalidate) | the maps, `HDEL`, `RPUSH` | 1 | resent |
+//! | [`reclaim`](Region::reclaim) | per step: `LINDEX`, `TYPE`s, `HSCAN`, `UNLINK`, `HDEL`, `LSET`, `LPUSH`, `LPOP` | 1 per step of at most 50 regions | resent (each step is whole) |
+//! | [`key`](Region::key) | the maps | 1 | resent |
+//! | [`dict`](Region::dict), [`region`](Region::region), [`new`](Region::new) | none | 0 | — |
+//! | [`clear`](Region::clear), [`exists`](Region::exists), [`ttl`](Region::ttl), [`expire`](Region::expire) | the maps, `DEL`, `EXISTS`, `PTTL`, `PEXPIRE` | 1 | resent |
+//!
+//! With a [near cache](crate::NearCache), [`get`](Region::get) and
+//! [`contains_key`](Region::contains_key) are answered from memory, without any command, while
+//! the process holds a usable copy; a miss is one round trip on the near cache's tracking
+//! connection (a script: the maps, `PTTL`, `HGET`), two when the region's path changed.
+//! Writes cost what they cost without one. See [Regions](crate::near#regions) for when a
+//! copy stops being used.
+//!
+//! A write to a region with no generation yet (new, or invalidated) also checks the tree's
+//! counter (`HGET`) and allocates the generations it lacks (`HSET` per level, and of the
+//! counter), in the same script. On a tree with no root generation yet, the first operation
+//! also checks for keys of the 0.1 layout (`EXISTS`).
 //!
 //! # Example
 //!
@@ -93,16 +250,20 @@
 //! alice.set("visits", &3u32)?;
 //! assert_eq!(alice.get::<String>("name")?.as_deref(), Some("Alice"));
 //!
-//! users.invalidate()?; // users, users.alice and every other descendant, atomically
+//! users.invalidate()?; // users, users.alice and every other descendant, at once
 //! assert_eq!(alice.get::<u32>("visits")?, None);
 //! # Ok::<(), redis_caches::Error>(())
 //! ```
 
-use std::collections::{HashMap, HashSet, VecDeque};
+mod iter;
+mod memoize;
+mod reclaim;
+mod transaction;
+mod tree;
+
 use std::fmt;
-use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use once_cell::sync::{Lazy, OnceCell};
@@ -110,11 +271,21 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{Codec, Postcard, TypeTag};
-use crate::dict::DictCache;
+use crate::connection::Retry;
+use crate::dict::{DictCache, ops};
+use crate::engine::{Engine, Placement};
 use crate::error::{Error, Result};
 use crate::key::Key;
-use crate::options::{Builder, Collection, Core, Ttl, private};
+use crate::memo::{InRegion, MemoBuilder};
+use crate::options::{Builder, Collection, Ttl, private};
 use crate::signal::{Signal, Subscription};
+
+pub use crate::options::OutagePolicy;
+pub use iter::{Children, Iter, Keys};
+#[allow(deprecated)]
+pub use memoize::Memoized;
+pub use transaction::Transaction;
+use tree::{Layout, split_name};
 
 /// The root of a region tree unless the builder names another one.
 ///
@@ -123,41 +294,6 @@ use crate::signal::{Signal, Subscription};
 /// assert_eq!(Region::new("a").root(), DEFAULT_ROOT);
 /// ```
 pub const DEFAULT_ROOT: &str = "root";
-
-/// What separates a link key from the region key it belongs to (`{root}#children.abc`).
-const LINK_MARK: &str = "#children";
-
-/// How many fields or members one `HSCAN`/`SSCAN` asks for.
-const SCAN_BATCH: usize = 100;
-
-/// What a region does when Redis is unreachable or does not answer in time.
-///
-/// Only the operations of the cache path degrade: [`get`](Region::get),
-/// [`contains_key`](Region::contains_key), [`get_or_insert_with`](Region::get_or_insert_with)
-/// and [`Memoized::call`] (reads), [`set`](Region::set), [`insert`](Region::insert),
-/// [`remove`](Region::remove), [`delete`](Region::delete) and a
-/// [`transaction`](Region::transaction)'s commit (writes).
-/// Everything else ([`invalidate`](Region::invalidate), [`clear`](Region::clear), `len`,
-/// iteration, ...) always returns the error: silently skipping an invalidation would leave
-/// stale data behind.
-///
-/// ```
-/// use redis_caches::region::OutagePolicy;
-/// assert_eq!(OutagePolicy::default(), OutagePolicy::Fail);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum OutagePolicy {
-    /// Return the error ([`Error::is_connection`] is true on it). The default.
-    #[default]
-    Fail,
-    /// Behave as if Redis were an empty cache that drops writes: reads miss (`None`, `false`,
-    /// a computed value left unstored), writes are skipped and return as if they had
-    /// succeeded on nothing (`set` gives `false`, `insert` and `remove` give `None`). Each
-    /// is counted in [`Region::outage_stats`]. Errors that are not connection failures or
-    /// timeouts are still returned.
-    Miss,
-}
 
 /// What a region skipped under [`OutagePolicy::Miss`], counted since the handle was built
 /// (clones share the counts; every other handle, children included, counts on its own).
@@ -175,33 +311,69 @@ pub struct OutageStats {
     pub skipped_writes: u64,
 }
 
-/// Options only regions have; set with the builder.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RegionExtra {
-    outage: OutagePolicy,
+/// Who deletes the keys that invalidation retires (see [Reclamation](self#reclamation)).
+///
+/// ```
+/// use redis_caches::{Region, region::Reclaim};
+/// assert_eq!(Reclaim::default(), Reclaim::Background);
+/// let r = Region::builder("jobs").reclaim(Reclaim::Manual).build();
+/// # let _ = r;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reclaim {
+    /// The crate's reclamation thread, in steps of bounded work: at once after this process
+    /// invalidates a region of the tree, and every minute for every tree the process uses.
+    #[default]
+    Background,
+    /// Only [`Region::reclaim`] (and other processes' threads). For processes that must not
+    /// run a thread of their own, and for tests that count commands.
+    Manual,
 }
 
-/// A dotted, nested namespace of typed values: one Redis hash, linked to its parent so that
-/// invalidating the parent deletes it. See the [module docs](self) for the key layout, the
-/// costs, and how options are inherited.
+/// Options only regions have; set with the builder.
+#[doc(hidden)]
+#[derive(Clone, Debug)]
+pub struct RegionExtra {
+    root: String,
+    outage: OutagePolicy,
+    reclaim: Reclaim,
+}
+
+impl Default for RegionExtra {
+    fn default() -> Self {
+        RegionExtra {
+            root: DEFAULT_ROOT.to_string(),
+            outage: OutagePolicy::Fail,
+            reclaim: Reclaim::Background,
+        }
+    }
+}
+
+/// A dotted, nested namespace of typed values: one Redis hash per generation, reached through
+/// its parent, so that invalidating the parent makes it unreachable at once. See the
+/// [module docs](self) for the key layout, the guarantees, the costs, and how options are
+/// inherited.
 ///
 /// The handle is a view of shared remote state: cheap to clone, `Send + Sync`, every method
 /// takes `&self`, nothing is cached in the process (apart from knowing which regions it already
-/// [created](Region::create)). Building a handle does no I/O.
+/// [created](Region::create), the generations last found on the way to the region's hash,
+/// which every request checks: see [Redis Cluster](self#redis-cluster), and, with a
+/// [near cache](crate::NearCache), copies of entries that Redis keeps correct). Building a
+/// handle does no I/O.
 ///
 /// # Contents
 ///
 /// - Entries: [`get`](Region::get), [`set`](Region::set), [`insert`](Region::insert),
-///   [`remove`](Region::remove),
-///   [`delete`](Region::delete), [`contains_key`](Region::contains_key), [`len`](Region::len),
-///   [`keys`](Region::keys), [`iter`](Region::iter), [`clear`](Region::clear), a typed
-///   [`dict`](Region::dict) view
+///   [`remove`](Region::remove), [`delete`](Region::delete),
+///   [`contains_key`](Region::contains_key), [`len`](Region::len), [`keys`](Region::keys),
+///   [`iter`](Region::iter), [`clear`](Region::clear), a typed [`dict`](Region::dict) view
 /// - The tree: [`region`](Region::region), [`region_builder`](Region::region_builder),
 ///   [`children`](Region::children), [`create`](Region::create),
-///   [`invalidate`](Region::invalidate), [`invalidate_on`](Region::invalidate_on)
+///   [`invalidate`](Region::invalidate), [`invalidate_on`](Region::invalidate_on),
+///   [`reclaim`](Region::reclaim), [`key`](Region::key)
 /// - [`transaction`](Region::transaction), [`get_or_insert_with`](Region::get_or_insert_with),
-///   [`memoize`](Region::memoize), [`outage_stats`](Region::outage_stats)
+///   [`memo`](Region::memo), [`outage_stats`](Region::outage_stats)
 ///
 /// # Example: a tree invalidated from the top
 ///
@@ -228,7 +400,7 @@ pub struct RegionExtra {
 ///     tx.set("pears", &2u32)?;
 ///     assert_eq!(tx.get::<u32>("apples")?, Some(3)); // sees its own pending writes
 ///     Ok::<_, redis_caches::Error>(())
-/// })?; // both written in one MULTI/EXEC, or neither
+/// })?; // both written in one script, or neither
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
 pub struct Region<C = Postcard> {
@@ -236,230 +408,19 @@ pub struct Region<C = Postcard> {
 }
 
 struct Inner<C> {
-    core: Core<C>,
+    engine: Engine<C>,
     /// The name parts below the root (`["abc", "xyz"]`).
     parts: Vec<String>,
+    root: String,
     outage: OutagePolicy,
+    reclaim: Reclaim,
     missed_reads: AtomicU64,
     skipped_writes: AtomicU64,
-    /// True once this process has linked the region (by a write or `create`).
+    /// True once this process has created the region (by a write or `create`).
     known: AtomicBool,
+    /// [`reclaim::drops`] when this handle last had its tree watched; `u64::MAX` before.
+    watched: AtomicU64,
     layout: OnceCell<Layout>,
-}
-
-/// The rendered keys of a region, computed once.
-#[derive(Debug, PartialEq, Eq)]
-struct Layout {
-    /// `P{root}`: the root region's hash, and the start of every key of the tree.
-    root: String,
-    /// This region's hash.
-    hash: String,
-    /// This region's link set (its children).
-    children: String,
-    /// `(link set, member)` from the root down to this region: the `SADD`s of a write.
-    links: Vec<(String, String)>,
-}
-
-impl Layout {
-    fn new(connection_prefix: &str, root: &str, parts: &[String]) -> Result<Layout> {
-        let region_key = |n: usize| {
-            Key::from_parts(&parts[..n])
-                .with_hash_tag()
-                .render(connection_prefix, Some(root))
-        };
-        let root_key = region_key(0)?;
-        let mut links = Vec::with_capacity(parts.len());
-        let mut previous = root_key.clone();
-        for n in 1..=parts.len() {
-            let key = region_key(n)?;
-            links.push((link_key(&root_key, &previous), key.clone()));
-            previous = key;
-        }
-        Ok(Layout {
-            children: link_key(&root_key, &previous),
-            hash: previous,
-            root: root_key,
-            links,
-        })
-    }
-
-    /// The set this region is a member of: its parent's link set.
-    fn parent_links(&self) -> Option<&str> {
-        self.links.last().map(|(set, _)| set.as_str())
-    }
-}
-
-/// The `(link set, member)` pairs linking the region whose hash is `key` (under the root
-/// `root`) to its root: what every write to a region carries.
-pub(crate) fn links_to_root(
-    connection_prefix: &str,
-    root: Option<&str>,
-    key: &Key,
-) -> Result<Vec<(String, String)>> {
-    let parts: Vec<String> = key.parts().iter().map(|p| p.to_string()).collect();
-    Ok(Layout::new(connection_prefix, root.unwrap_or(DEFAULT_ROOT), &parts)?.links)
-}
-
-/// `P{root}.abc` -> `P{root}#children.abc`.
-fn link_key(root_key: &str, region_key: &str) -> String {
-    let rest = region_key.get(root_key.len()..).unwrap_or_default();
-    let mut out = String::with_capacity(root_key.len() + LINK_MARK.len() + rest.len());
-    out.push_str(root_key);
-    out.push_str(LINK_MARK);
-    out.push_str(rest);
-    out
-}
-
-/// Undoes the key module's escaping of one part (`a\\b` -> `a\b`); `None` for a part that
-/// holds an unescaped `.` or a dangling `\`.
-fn unescape_part(s: &str) -> Option<String> {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?),
-            '.' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
-}
-
-fn split_name(name: &str) -> Vec<String> {
-    if name.is_empty() {
-        Vec::new()
-    } else {
-        name.split('.').map(str::to_string).collect()
-    }
-}
-
-/// Regions this process has linked, by connection name, server and hash key.
-static KNOWN: Lazy<Mutex<HashSet<String>>> = Lazy::new(|| Mutex::new(HashSet::new()));
-
-fn lock_known() -> std::sync::MutexGuard<'static, HashSet<String>> {
-    KNOWN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Deletes a region, its link set and, recursively, every descendant found through the link
-/// sets, then unlinks the region from its parent. Children are followed only when their key
-/// extends the parent's key with `.`, so foreign set members cannot make it loop.
-static INVALIDATE: Lazy<redis::Script> = Lazy::new(|| {
-    redis::Script::new(
-        r"
-local root, mark = ARGV[1], ARGV[2]
-local removed = 0
-local stack = {KEYS[1]}
-while #stack > 0 do
-  local key = table.remove(stack)
-  local links = root .. mark .. string.sub(key, #root + 1)
-  local prefix = key .. '.'
-  for _, child in ipairs(redis.call('SMEMBERS', links)) do
-    if #child > #prefix and string.sub(child, 1, #prefix) == prefix then
-      table.insert(stack, child)
-    end
-  end
-  removed = removed + redis.call('UNLINK', key)
-  redis.call('UNLINK', links)
-end
-if KEYS[2] then
-  redis.call('SREM', KEYS[2], KEYS[1])
-end
-return removed
-",
-    )
-});
-
-/// The tag values are encoded with. serde writes a reference as what it points to, `str` as
-/// `String` does and a slice `[T]` as `Vec<T>` does, so a region treats them as one type:
-/// `&str`, `&String` and `String` read back as `String`, `&[&str]` as `Vec<String>`.
-fn value_tag<V: ?Sized>() -> TypeTag {
-    let tag = TypeTag::of::<V>();
-    let normal = normalize_type_name(tag.name());
-    if normal == tag.name() {
-        tag
-    } else {
-        TypeTag::named(normal)
-    }
-}
-
-fn normalize_type_name(name: &str) -> String {
-    let without_refs = name.replace("&mut ", "").replace('&', "");
-    let mut out = String::with_capacity(without_refs.len() + 8);
-    rewrite_type(&without_refs, &mut out);
-    out
-}
-
-/// Writes `s` with every `str` as `String` and every slice `[T]` as `Vec<T>` (arrays `[T; N]`
-/// stay arrays: serde writes them as tuples).
-fn rewrite_type(s: &str, out: &mut String) {
-    let mut rest = s;
-    while let Some(c) = rest.chars().next() {
-        if c.is_alphanumeric() || c == '_' {
-            let end = rest
-                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .unwrap_or(rest.len());
-            let word = &rest[..end];
-            out.push_str(if word == "str" { "String" } else { word });
-            rest = &rest[end..];
-        } else if c == '[' {
-            let Some(close) = matching_bracket(rest) else {
-                out.push_str(rest);
-                return;
-            };
-            let inner = &rest[1..close];
-            if has_top_level_semicolon(inner) {
-                out.push('[');
-                rewrite_type(inner, out);
-                out.push(']');
-            } else {
-                out.push_str("Vec<");
-                rewrite_type(inner, out);
-                out.push('>');
-            }
-            rest = &rest[close + 1..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-}
-
-/// The index of the `]` closing the `[` that `s` starts with.
-fn matching_bracket(s: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    for (i, c) in s.char_indices() {
-        match c {
-            '[' => depth += 1,
-            ']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
-}
-
-fn has_top_level_semicolon(s: &str) -> bool {
-    let mut depth = 0i32;
-    for c in s.chars() {
-        match c {
-            '[' | '<' | '(' => depth += 1,
-            ']' | '>' | ')' => depth -= 1,
-            ';' if depth == 0 => return true,
-            _ => {}
-        }
-    }
-    false
-}
-
-/// The tag of memoized-call fields: no entry key field can start with its header.
-fn memo_tag() -> TypeTag {
-    TypeTag::named("RegionMemo".to_string())
 }
 
 impl<C> Clone for Region<C> {
@@ -472,11 +433,27 @@ impl<C> Clone for Region<C> {
 
 impl<C: Codec> fmt::Debug for Region<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.inner.core.describe(f, "Region")
+        self.inner.engine.describe(f, "Region")
     }
 }
 
 impl<C> private::Sealed for Region<C> {}
+
+/// Where the hash of the region `parts` lives: named by the generations last found on the
+/// way to it, which every handle of the region in the process shares and the scripts check.
+fn placement(
+    prefix: Option<String>,
+    root: String,
+    parts: Vec<String>,
+) -> Arc<crate::engine::PlacementFn> {
+    Arc::new(move |connection_prefix: &str, server: &str| {
+        let layout = Layout::new(connection_prefix, prefix.as_deref(), &root, &parts)?;
+        Ok(Placement {
+            placed: Some(layout.placed(server)),
+            key: layout.key,
+        })
+    })
+}
 
 impl<C: Codec> Collection for Region<C> {
     type Codec = C;
@@ -484,19 +461,25 @@ impl<C: Codec> Collection for Region<C> {
     type WithCodec<C2: Codec> = Region<C2>;
     const REDIS_TYPE: &'static str = "hash";
 
-    fn from_core(mut core: Core<C>, extra: RegionExtra) -> Self {
-        if core.options.prefix.is_none() {
-            core.options.prefix = Some(DEFAULT_ROOT.to_string());
-        }
-        let parts = core.key.parts().iter().map(|p| p.to_string()).collect();
+    #[allow(private_interfaces)]
+    fn from_engine(engine: Engine<C>, extra: RegionExtra) -> Self {
+        let parts: Vec<String> = engine.key.parts().iter().map(|p| p.to_string()).collect();
+        let place = placement(
+            engine.options.prefix.clone(),
+            extra.root.clone(),
+            parts.clone(),
+        );
         Region {
             inner: Arc::new(Inner {
-                core,
+                engine: engine.with_placement(place),
                 parts,
+                root: extra.root,
                 outage: extra.outage,
+                reclaim: extra.reclaim,
                 missed_reads: AtomicU64::new(0),
                 skipped_writes: AtomicU64::new(0),
                 known: AtomicBool::new(false),
+                watched: AtomicU64::new(u64::MAX),
                 layout: OnceCell::new(),
             }),
         }
@@ -520,7 +503,7 @@ impl Region {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use redis_caches::{Region, TtlPolicy, region::OutagePolicy};
+    /// use redis_caches::{OutagePolicy, Region, TtlPolicy};
     ///
     /// let sessions = Region::builder("sessions")
     ///     .root("myapp")
@@ -531,32 +514,50 @@ impl Region {
     /// assert!(format!("{sessions:?}").contains("{myapp}.sessions"));
     /// ```
     pub fn builder(name: &str) -> Builder<Self> {
-        Builder::new(Key::from_parts(split_name(name)).with_hash_tag())
+        Builder::new(Key::from_parts(split_name(name)))
     }
 }
 
 impl<C: Codec> Builder<Region<C>> {
-    /// The root of the region tree (default `"root"`): the hash tag every key of the tree
-    /// starts with. The same as [`prefix`](Builder::prefix). Must be non-empty and free of
-    /// `{` and `}`, or the first operation fails with [`Error::InvalidKey`].
+    /// The root of the region tree (default `"root"`): the Redis Cluster hash tag every key
+    /// of the tree carries, so that a whole tree lives in one slot. Must be non-empty and free
+    /// of `{` and `}`, or the first operation fails with [`Error::InvalidKey`]. (The
+    /// builder's [`prefix`](Builder::prefix), as for every collection, comes before the root:
+    /// `prefix.{root}.name`.)
     ///
     /// ```
     /// let r = redis_caches::Region::builder("a").root("tenant-7").build();
     /// assert_eq!(r.root(), "tenant-7");
     /// ```
-    pub fn root(self, root: impl Into<String>) -> Self {
-        self.prefix(root)
+    pub fn root(mut self, root: impl Into<String>) -> Self {
+        self.extra_mut().root = root.into();
+        self
     }
 
-    /// What the region does when Redis is unreachable: see [`OutagePolicy`].
+    /// What the region does when Redis is unreachable or refuses writes: see
+    /// [`OutagePolicy`].
     ///
     /// ```
-    /// use redis_caches::{Region, region::OutagePolicy};
+    /// use redis_caches::{OutagePolicy, Region};
     /// let r = Region::builder("a").on_outage(OutagePolicy::Miss).build();
     /// # let _ = r;
     /// ```
     pub fn on_outage(mut self, policy: OutagePolicy) -> Self {
         self.extra_mut().outage = policy;
+        self
+    }
+
+    /// Who deletes what invalidations of the tree retire: the crate's background thread
+    /// ([`Reclaim::Background`], the default) or only [`Region::reclaim`]
+    /// ([`Reclaim::Manual`]). See [Reclamation](crate::region#reclamation).
+    ///
+    /// ```
+    /// use redis_caches::{Region, region::Reclaim};
+    /// let r = Region::builder("a").reclaim(Reclaim::Manual).build();
+    /// # let _ = r;
+    /// ```
+    pub fn reclaim(mut self, reclaim: Reclaim) -> Self {
+        self.extra_mut().reclaim = reclaim;
         self
     }
 
@@ -591,28 +592,37 @@ impl<C: Codec> Region<C> {
     /// assert_eq!(redis_caches::Region::new("a").root(), "root");
     /// ```
     pub fn root(&self) -> &str {
-        self.inner
-            .core
-            .options
-            .prefix
-            .as_deref()
-            .unwrap_or(DEFAULT_ROOT)
+        &self.inner.root
     }
 
-    /// The Redis key of the region's hash (with the connection's prefix). Resolves the
-    /// connection; no I/O.
+    /// The Redis key of the hash that holds the region's entries now (in its current
+    /// generation, see the [key layout](self#key-layout)), or `None` when the region has no
+    /// generation (nothing was written to it or below it since it, or an ancestor, was last
+    /// invalidated). A script that follows the tree's maps, one round trip. For operators and
+    /// tests: the answer is stale as soon as another process invalidates the region.
     ///
     /// # Errors
     ///
     /// [`Error::UnknownConnection`] or [`Error::Config`] when the connection cannot be
-    /// resolved, [`Error::InvalidKey`] for an empty name part or an invalid root.
+    /// resolved, [`Error::InvalidKey`] for an empty name part or an invalid root,
+    /// [`Error::OldLayout`], connection errors.
     ///
     /// ```no_run
-    /// assert_eq!(redis_caches::Region::new("abc.xyz").key()?, "{root}.abc.xyz");
+    /// let r = redis_caches::Region::new("abc.xyz");
+    /// r.set("k", &1u8)?;
+    /// println!("{:?}", r.key()?); // Some("{root}@3.abc.xyz")
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn key(&self) -> Result<String> {
-        Ok(self.layout()?.hash.clone())
+    pub fn key(&self) -> Result<Option<String>> {
+        let layout = self.layout()?;
+        self.inner.engine.eval(
+            &tree::LOCATE,
+            1,
+            |cmd| {
+                cmd.arg(&layout.placeholder).arg(&layout.place);
+            },
+            Retry::Idempotent,
+        )
     }
 
     /// The child region `name` (dotted names reach further down: `region("b.c")`), with a
@@ -621,7 +631,7 @@ impl<C: Codec> Region<C> {
     /// ```
     /// use std::time::Duration;
     /// let a = redis_caches::Region::builder("a").ttl(Duration::from_secs(60)).build();
-    /// let c = a.region("b.c"); // "a.b.c", TTL 60 s; "a.b" is linked on c's first write
+    /// let c = a.region("b.c"); // "a.b.c", TTL 60 s; "a.b" gets a generation at c's first write
     /// assert_eq!(c.name(), "a.b.c");
     /// ```
     pub fn region(&self, name: &str) -> Region<C> {
@@ -647,18 +657,73 @@ impl<C: Codec> Region<C> {
 
     fn child_builder(&self, parts: Vec<String>) -> Builder<Region<C>> {
         Builder::from_parts(
-            Key::from_parts(parts).with_hash_tag(),
-            self.inner.core.options.clone(),
+            Key::from_parts(parts),
+            self.inner.engine.options.clone(),
             RegionExtra {
+                root: self.inner.root.clone(),
                 outage: self.inner.outage,
+                reclaim: self.inner.reclaim,
             },
         )
     }
 
+    /// The region's keys, computed once; also has the reclamation thread watch the tree
+    /// (again, if it dropped it after failures: one atomic load per call otherwise).
     fn layout(&self) -> Result<&Layout> {
-        self.inner.layout.get_or_try_init(|| {
-            let resolved = self.inner.core.resolved()?;
-            Layout::new(resolved.connection.prefix(), self.root(), &self.inner.parts)
+        let layout = self.inner.layout.get_or_try_init(|| {
+            let resolved = self.inner.engine.resolved()?;
+            Layout::new(
+                resolved.connection.prefix(),
+                self.inner.engine.options.prefix.as_deref(),
+                &self.inner.root,
+                &self.inner.parts,
+            )
+        })?;
+        if self.inner.reclaim == Reclaim::Background {
+            let drops = reclaim::drops();
+            if self.inner.watched.swap(drops, Ordering::Relaxed) != drops {
+                self.watch(layout, false);
+            }
+        }
+        Ok(layout)
+    }
+
+    /// Has the process's reclamation thread watch this region's tree (see
+    /// [`reclaim::watch`]).
+    fn watch(&self, layout: &Layout, urgent: bool) {
+        let Ok(resolved) = self.inner.engine.resolved() else {
+            return;
+        };
+        let id = format!(
+            "{}\n{}\n{}",
+            resolved.connection.name(),
+            resolved.connection.dsn(),
+            layout.base
+        );
+        reclaim::watch(&id, urgent, || {
+            let region = self.clone();
+            let (queue, base) = (layout.queue.clone(), layout.base.clone());
+            Arc::new(move || region.reclaim_step(&queue, &base))
+        });
+    }
+
+    /// One reclamation step on this region's tree, and what it did.
+    fn reclaim_step(&self, queue: &str, base: &str) -> Result<reclaim::Stepped> {
+        let engine = &self.inner.engine;
+        let (deleted, left, changed): (u64, u64, u8) = engine.eval_at(
+            &mut engine.call()?,
+            queue,
+            &tree::RECLAIM,
+            1,
+            |cmd| {
+                cmd.arg(queue).arg(base).arg(tree::STEP_BUDGET);
+            },
+            Retry::Idempotent,
+        )?;
+        Ok(reclaim::Stepped {
+            deleted,
+            left,
+            stuck: changed == 0 && left > 0,
         })
     }
 
@@ -678,7 +743,7 @@ impl<C: Codec> Region<C> {
     /// Under [`OutagePolicy::Miss`], turns an outage error of a read into `miss`.
     fn read_outage<T>(&self, result: Result<T>, miss: impl FnOnce() -> T) -> Result<T> {
         match result {
-            Err(e) if self.degrades(&e) => {
+            Err(e) if self.inner.outage.degrades(&e) => {
                 self.inner.missed_reads.fetch_add(1, Ordering::Relaxed);
                 Ok(miss())
             }
@@ -694,7 +759,7 @@ impl<C: Codec> Region<C> {
         skipped: impl FnOnce() -> T,
     ) -> Result<T> {
         match result {
-            Err(e) if self.degrades(&e) => {
+            Err(e) if self.inner.outage.degrades(&e) => {
                 self.inner
                     .skipped_writes
                     .fetch_add(writes, Ordering::Relaxed);
@@ -704,58 +769,65 @@ impl<C: Codec> Region<C> {
         }
     }
 
-    fn degrades(&self, e: &Error) -> bool {
-        self.inner.outage == OutagePolicy::Miss && e.is_connection()
-    }
-
-    /// Sends one write: the links to the root first when `links` (in `MULTI`/`EXEC`), then
-    /// what `build` adds, then the TTL command. Atomic when links or a TTL ride along, or when
-    /// `atomic` asks for it. One round trip.
-    fn write<T: redis::FromRedisValue>(
-        &self,
-        links: bool,
-        atomic: bool,
-        build: impl FnOnce(&mut redis::Pipeline, &str),
-    ) -> Result<T> {
-        let layout = self.layout()?;
-        let core = &self.inner.core;
-        let with_links = links && !layout.links.is_empty();
-        let result = core.run(|c, key| {
-            let mut pipe = redis::pipe();
-            if atomic || with_links || core.has_ttl() {
-                pipe.atomic();
-            }
-            if with_links {
-                for (set, member) in &layout.links {
-                    pipe.cmd("SADD").arg(set).arg(member).ignore();
-                }
-            }
-            build(&mut pipe, key);
-            core.add_ttl(&mut pipe, key);
-            pipe.query(c)
-        });
-        if result.is_ok() && links && !self.inner.known.swap(true, Ordering::Relaxed) {
-            lock_known().insert(self.registry_id()?);
+    /// After a write that created the region: remember it, so `create` sends nothing.
+    fn created(&self) -> Result<()> {
+        if !self.inner.known.swap(true, Ordering::Relaxed) {
+            tree::known().insert(self.registry_id()?);
         }
-        result
+        Ok(())
     }
 
-    /// How the process-wide registry names this region: connection name, server, hash key.
+    /// How the process-wide registry names this region: connection name, server, name key.
     fn registry_id(&self) -> Result<String> {
-        let resolved = self.inner.core.resolved()?;
+        let resolved = self.inner.engine.resolved()?;
         Ok(format!(
             "{}\n{}\n{}",
             resolved.connection.name(),
             resolved.connection.dsn(),
-            self.layout()?.hash
+            self.layout()?.key
         ))
     }
 
+    /// Encodes an entry key into its hash field by the field rule: a `String`, so its plain
+    /// text, as a [`DictCache<String, _>`](crate::DictCache) view writes it.
     fn field(&self, key: &str) -> Result<Vec<u8>> {
         let layout = self.layout()?;
         self.inner
-            .core
-            .encode(&TypeTag::of::<String>(), key, &layout.hash)
+            .engine
+            .encode_field_at(key_tag(), key, &layout.key)
+    }
+
+    /// Encodes a value passed by reference (`str`, `[T]` or an owned type), tagged as its
+    /// owned form.
+    fn encode_value<V>(&self, value: &V) -> Result<Vec<u8>>
+    where
+        V: Serialize + ToOwned + ?Sized,
+        V::Owned: DeserializeOwned,
+    {
+        self.encode_tagged(&value_tag::<V>(), value)
+    }
+
+    /// Encodes a value of a type that is read back as itself.
+    fn encode_owned<V: Serialize + DeserializeOwned>(&self, value: &V) -> Result<Vec<u8>> {
+        self.encode_tagged(&TypeTag::of::<V>(), value)
+    }
+
+    fn encode_tagged<V: Serialize + ?Sized>(&self, tag: &TypeTag, value: &V) -> Result<Vec<u8>> {
+        let layout = self.layout()?;
+        self.inner.engine.encode(tag, value, &layout.key)
+    }
+
+    /// [`decode_value`](Region::decode_value), a value of another shape being `None` under
+    /// [`OtherShape::Miss`](crate::OtherShape::Miss).
+    pub(crate) fn decode_value_or_miss<V: DeserializeOwned>(
+        &self,
+        tag: &TypeTag,
+        bytes: &[u8],
+        key: &str,
+    ) -> Result<Option<V>> {
+        self.inner
+            .engine
+            .decode_or_miss(tag, bytes, || self.value_label(key))
     }
 
     fn decode_value<V: DeserializeOwned>(
@@ -764,19 +836,21 @@ impl<C: Codec> Region<C> {
         bytes: &[u8],
         key: &str,
     ) -> Result<V> {
-        self.inner.core.decode(tag, bytes, || {
-            let hash = self.layout().map(|l| l.hash.as_str()).unwrap_or_default();
-            format!("{hash}[{key}]")
-        })
-    }
-
-    fn hget(&self, field: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner
-            .core
-            .run(|c, k| redis::cmd("HGET").arg(k).arg(field).query(c))
+            .engine
+            .decode(tag, bytes, || self.value_label(key))
     }
 
-    /// Reads the value at `key` as a `V`, or `None`. `HGET`, one round trip.
+    /// `region[key]`, as errors name a value.
+    fn value_label(&self, key: &str) -> String {
+        let name = self.layout().map(|l| l.key.as_str()).unwrap_or_default();
+        format!("{name}[{key}]")
+    }
+
+    /// Reads the value at `key` as a `V`, or `None`. A script (the tree's maps, `HGET`), one
+    /// round trip. With a [near cache](crate::NearCache): no command while it holds a usable
+    /// copy; otherwise one round trip on its tracking connection (the maps, `PTTL`, `HGET`),
+    /// and the copy is kept (see [Regions](crate::near#regions)).
     ///
     /// Values are typed per call: read with the type they were written with (`&str`,
     /// `&String` and `String` count as one type, as do `&[T]` and `Vec<T>`).
@@ -794,14 +868,15 @@ impl<C: Codec> Region<C> {
     /// ```
     pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
         let field = self.field(key)?;
-        let bytes = self.read_outage(self.hget(&field), || None)?;
+        let bytes = self.read_outage(ops::get(&self.inner.engine, &field), || None)?;
         match bytes {
-            Some(b) => self.decode_value(&value_tag::<V>(), &b, key).map(Some),
+            Some(b) => self.decode_value_or_miss(&TypeTag::of::<V>(), &b, key),
             None => Ok(None),
         }
     }
 
-    /// Whether `key` holds a value. `HEXISTS`, one round trip.
+    /// Whether `key` holds a value. A script (the tree's maps, `HEXISTS`), one round trip.
+    /// With a [near cache](crate::NearCache), as [`get`](Region::get) (whose copy it shares).
     ///
     /// # Errors
     ///
@@ -815,27 +890,26 @@ impl<C: Codec> Region<C> {
     /// ```
     pub fn contains_key(&self, key: &str) -> Result<bool> {
         let field = self.field(key)?;
-        let found = self
-            .inner
-            .core
-            .run(|c, k| redis::cmd("HEXISTS").arg(k).arg(&field).query(c));
-        self.read_outage(found, || false)
+        self.read_outage(ops::contains(&self.inner.engine, &field), || false)
     }
 
-    /// Stores `value` at `key` without reading what it replaces, links the region to the
-    /// root, and applies the TTL policy, in one `MULTI`/`EXEC`: `SADD` per level, `HSET`,
-    /// `PEXPIRE` (with `NX` under [`TtlPolicy::Keep`](crate::TtlPolicy::Keep)). One round
-    /// trip. `true` when `key` was new.
+    /// Stores `value` at `key` without reading what it replaces, and applies the TTL policy,
+    /// in one script: the tree's maps (creating the generations the region lacks), `HSET`,
+    /// `PEXPIRE` (only when the key has no TTL under
+    /// [`TtlPolicy::Keep`](crate::TtlPolicy::Keep)). One round trip. `true` when `key` was
+    /// new.
     ///
     /// Accepts borrowed values (`set("name", "Alice")`, read back as `String`). If several
-    /// threads or processes write at once, each write and its links land together; a
-    /// concurrent [`invalidate`](Region::invalidate) of an ancestor deletes the write entirely
-    /// or leaves it entirely in place.
+    /// threads or processes write at once, each write is whole; a concurrent
+    /// [`invalidate`](Region::invalidate) of the region or an ancestor runs entirely before
+    /// the write (which then lands in a new generation, visible) or entirely after it (and
+    /// invalidates it).
     ///
     /// # Errors
     ///
-    /// [`Error::Encode`], [`Error::ValueTooLarge`], [`Error::WrongType`], connection errors
-    /// (under [`OutagePolicy::Miss`]: skipped, counted, and `Ok(false)`).
+    /// [`Error::Encode`], [`Error::ValueTooLarge`], [`Error::WrongType`] (nothing written,
+    /// no generation created), [`Error::OldLayout`], connection errors (under
+    /// [`OutagePolicy::Miss`]: skipped, counted, and `Ok(false)`).
     ///
     /// ```no_run
     /// let r = redis_caches::Region::new("profiles");
@@ -843,26 +917,29 @@ impl<C: Codec> Region<C> {
     /// let was_new = r.set("alice.age", &31u8)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn set<V: Serialize + ?Sized>(&self, key: &str, value: &V) -> Result<bool> {
+    pub fn set<V>(&self, key: &str, value: &V) -> Result<bool>
+    where
+        V: Serialize + ToOwned + ?Sized,
+        V::Owned: DeserializeOwned,
+    {
         let field = self.field(key)?;
         let bytes = self.encode_value(value)?;
-        let written = self
-            .write::<(u32,)>(true, false, |pipe, k| {
-                pipe.cmd("HSET").arg(k).arg(&field).arg(&bytes);
-            })
-            .map(|(n,)| n > 0);
+        let written = ops::set(&self.inner.engine, &field, &bytes);
+        if written.is_ok() {
+            self.created()?;
+        }
         self.write_outage(written, 1, || false)
     }
 
     /// Stores `value` at `key` and returns the value it replaced, read as a `V`, like
-    /// `HashMap::insert`: the links, `HGET`, `HSET` (+ `PEXPIRE`) in one `MULTI`/`EXEC`, one
-    /// round trip. [`set`](Region::set) is cheaper when the old value does not matter.
+    /// `HashMap::insert`: the maps, `HGET`, `HSET` (+ `PEXPIRE`) in one script, one round
+    /// trip. [`set`](Region::set) is cheaper when the old value does not matter.
     ///
     /// # Errors
     ///
     /// As [`set`](Region::set) (`Ok(None)` under [`OutagePolicy::Miss`]), plus
     /// [`Error::Decode`] when the replaced value is not a `V` (the new value is stored even
-    /// then).
+    /// then), and [`Error::OutcomeUnknown`] when the reply was lost (not sent again).
     ///
     /// ```no_run
     /// let r = redis_caches::Region::new("scores");
@@ -875,23 +952,22 @@ impl<C: Codec> Region<C> {
         V: Serialize + DeserializeOwned,
     {
         let field = self.field(key)?;
-        let bytes = self.encode_value(value)?;
-        let old = self
-            .write::<(Option<Vec<u8>>,)>(true, true, |pipe, k| {
-                pipe.cmd("HGET").arg(k).arg(&field);
-                pipe.cmd("HSET").arg(k).arg(&field).arg(&bytes).ignore();
-            })
-            .map(|(old,)| old);
+        let bytes = self.encode_owned(value)?;
+        let old = ops::insert(&self.inner.engine, &field, &bytes);
+        if old.is_ok() {
+            self.created()?;
+        }
         match self.write_outage(old, 1, || None)? {
-            Some(b) => self.decode_value(&value_tag::<V>(), &b, key).map(Some),
+            Some(b) => self.decode_value_or_miss(&TypeTag::of::<V>(), &b, key),
             None => Ok(None),
         }
     }
 
     /// A typed [`DictCache`] over this region's hash, with the region's options: it reads and
     /// writes the same entries as [`get`](Region::get) and [`set`](Region::set) (entry keys
-    /// are `String` fields). Its writes link the region to the root like the region's own, in
-    /// the same `MULTI`/`EXEC`, so an invalidation of an ancestor finds them. No I/O.
+    /// are `String` fields). Every command it sends runs in a script that follows the tree's
+    /// maps first, as the region's own do, so it always works on the region's current
+    /// generation and is invalidated with it. No I/O.
     ///
     /// The [`OutagePolicy`] does not apply to the view: it returns every error. Memoized
     /// results stored in the region are not `K` fields, so the view's iterators yield
@@ -910,28 +986,28 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn dict<K, V>(&self) -> DictCache<K, V, C> {
+        let engine = &self.inner.engine;
         Builder::<DictCache<K, V, C>>::from_parts(
-            Key::from_parts(&self.inner.parts).with_hash_tag(),
-            self.inner.core.options.clone(),
+            Key::from_parts(&self.inner.parts),
+            engine.options.clone(),
             (),
         )
-        .build_in_region_tree()
+        .with_placement(placement(
+            engine.options.prefix.clone(),
+            self.inner.root.clone(),
+            self.inner.parts.clone(),
+        ))
+        .build()
     }
 
-    fn encode_value<V: Serialize + ?Sized>(&self, value: &V) -> Result<Vec<u8>> {
-        let layout = self.layout()?;
-        self.inner
-            .core
-            .encode(&value_tag::<V>(), value, &layout.hash)
-    }
-
-    /// Removes `key` and returns its value, read as a `V`, atomically: `HGET` + `HDEL` (+
-    /// `PEXPIRE` under the TTL policy) in one `MULTI`/`EXEC`, one round trip.
+    /// Removes `key` and returns its value, read as a `V`, atomically: the maps, `HGET` +
+    /// `HDEL` (+ `PEXPIRE` under the TTL policy) in one script, one round trip.
     ///
     /// # Errors
     ///
     /// As [`get`](Region::get); the key is removed even when its value does not decode as
-    /// `V` (under [`OutagePolicy::Miss`]: skipped, counted, and `Ok(None)`).
+    /// `V` (under [`OutagePolicy::Miss`]: skipped, counted, and `Ok(None)`);
+    /// [`Error::OutcomeUnknown`] when the reply was lost (not sent again).
     ///
     /// ```no_run
     /// let r = redis_caches::Region::new("profiles");
@@ -940,20 +1016,15 @@ impl<C: Codec> Region<C> {
     /// ```
     pub fn remove<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
         let field = self.field(key)?;
-        let removed = self
-            .write::<(Option<Vec<u8>>,)>(false, true, |pipe, k| {
-                pipe.cmd("HGET").arg(k).arg(&field);
-                pipe.cmd("HDEL").arg(k).arg(&field).ignore();
-            })
-            .map(|(old,)| old);
+        let removed = ops::remove(&self.inner.engine, &field);
         match self.write_outage(removed, 1, || None)? {
-            Some(b) => self.decode_value(&value_tag::<V>(), &b, key).map(Some),
+            Some(b) => self.decode_value_or_miss(&TypeTag::of::<V>(), &b, key),
             None => Ok(None),
         }
     }
 
-    /// Deletes `key`; `true` when it was there. `HDEL` (+ `PEXPIRE` under the TTL policy),
-    /// one round trip.
+    /// Deletes `key`; `true` when it was there. A script (the maps, `HDEL`, + `PEXPIRE` under
+    /// the TTL policy), one round trip.
     ///
     /// # Errors
     ///
@@ -966,15 +1037,12 @@ impl<C: Codec> Region<C> {
     /// ```
     pub fn delete(&self, key: &str) -> Result<bool> {
         let field = self.field(key)?;
-        let deleted = self
-            .write::<(u32,)>(false, false, |pipe, k| {
-                pipe.cmd("HDEL").arg(k).arg(&field);
-            })
-            .map(|(n,)| n > 0);
+        let deleted = ops::delete(&self.inner.engine, &field);
         self.write_outage(deleted, 1, || false)
     }
 
-    /// The number of entries, memoized results included. `HLEN`, one round trip.
+    /// The number of entries, memoized results included. A script (the maps, `HLEN`), one
+    /// round trip.
     ///
     /// # Errors
     ///
@@ -985,13 +1053,10 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        self.layout()?;
-        self.inner
-            .core
-            .run(|c, k| redis::cmd("HLEN").arg(k).query(c))
+        ops::len(&self.inner.engine)
     }
 
-    /// Whether the region holds no entry. `HLEN`, one round trip.
+    /// Whether the region holds no entry. As [`len`](Region::len).
     ///
     /// # Errors
     ///
@@ -1006,12 +1071,19 @@ impl<C: Codec> Region<C> {
     }
 
     /// Returns the value at `key`, or computes it with `f`, stores it unless another writer
-    /// got there first, and returns whichever value Redis kept. `HGET`; on a miss `SADD` per
-    /// level, `HSETNX`, `HGET` (+ `PEXPIRE`) in one `MULTI`/`EXEC`: one round trip on a hit, two
-    /// on a miss.
+    /// got there first, and returns whichever value Redis kept. A read; on a miss one more
+    /// script (the maps, `HSETNX`, `HGET` (+ `PEXPIRE`)): one round trip on a hit, two on a
+    /// miss.
     ///
     /// If several threads or processes miss at once, each runs `f`, and all of them return
-    /// the value stored first. Under [`OutagePolicy::Miss`], an outage runs `f` and returns
+    /// the value stored first.
+    ///
+    /// A value of another shape or format (stored by another build for a `V` whose fields
+    /// changed, under another schema version, or by redis-caches 0.1) is a miss too: `f`
+    /// runs and its value is written over the old one (`HSET`, one more script: two round
+    /// trips), as [caches](crate::codec#when-a-type-changes) do; [`get`](Region::get)
+    /// reports such a value as [`Error::Decode`] (as missing under
+    /// [`OtherShape::Miss`](crate::OtherShape::Miss)). Under [`OutagePolicy::Miss`], an outage runs `f` and returns
     /// its value without storing it (counted as a missed read and a skipped write).
     ///
     /// # Errors
@@ -1035,33 +1107,52 @@ impl<C: Codec> Region<C> {
     where
         V: Serialize + DeserializeOwned,
     {
-        let tag = value_tag::<V>();
-        match self.hget(field) {
-            Ok(Some(b)) => return self.decode_value(&tag, &b, shown),
-            Ok(None) => {}
-            Err(e) if self.degrades(&e) => {
+        let tag = &TypeTag::of::<V>();
+        let stale = match ops::get(&self.inner.engine, field) {
+            Ok(Some(b)) => match self.decode_value(tag, &b, shown) {
+                // Another build's value (another shape, schema version or format): a miss.
+                Err(e) if e.is_stale_decode() => true,
+                decoded => return decoded,
+            },
+            Ok(None) => false,
+            Err(e) if self.inner.outage.degrades(&e) => {
                 self.inner.missed_reads.fetch_add(1, Ordering::Relaxed);
                 self.inner.skipped_writes.fetch_add(1, Ordering::Relaxed);
                 return Ok(f());
             }
             Err(e) => return Err(e),
-        }
+        };
         let value = f();
-        let bytes = self.encode_value(&value)?;
-        let kept = self
-            .write::<(Option<Vec<u8>>,)>(true, true, |pipe, k| {
-                pipe.cmd("HSETNX").arg(k).arg(field).arg(&bytes).ignore();
-                pipe.cmd("HGET").arg(k).arg(field);
-            })
-            .map(|(kept,)| kept);
+        let bytes = self.encode_owned(&value)?;
+        if stale {
+            // Written over: `HSETNX` would keep the old value.
+            let written = ops::set(&self.inner.engine, field, &bytes);
+            if written.is_ok() {
+                self.created()?;
+            }
+            self.write_outage(written, 1, || false)?;
+            return Ok(value);
+        }
+        let kept = ops::get_or_insert(&self.inner.engine, field, &bytes);
+        if kept.is_ok() {
+            self.created()?;
+        }
         match self.write_outage(kept, 1, || None)? {
-            Some(b) if b != bytes => self.decode_value(&tag, &b, shown),
+            Some(b) if b != bytes => match self.decode_value(tag, &b, shown) {
+                // Another build's value, written in between: a miss, written over.
+                Err(e) if e.is_stale_decode() => {
+                    let written = ops::set(&self.inner.engine, field, &bytes);
+                    self.write_outage(written, 1, || false)?;
+                    Ok(value)
+                }
+                decoded => decoded,
+            },
             _ => Ok(value),
         }
     }
 
-    /// The entry keys, streamed with `HSCAN` in batches (one round trip each). Memoized
-    /// results are skipped.
+    /// The entry keys, streamed with `HSCAN` in batches (one round trip each, a script that
+    /// follows the tree's maps first). Memoized results are skipped.
     ///
     /// Like every `SCAN`, a key present for the whole iteration is yielded at least once (a
     /// key may come twice if the hash is resized meanwhile); keys added or removed during the
@@ -1079,9 +1170,7 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn keys(&self) -> Keys<C> {
-        Keys {
-            scan: Scan::new(self.clone(), ScanOf::Hash),
-        }
+        Keys::new(self.clone())
     }
 
     /// The entries as `(key, value)`, values read as `V`, streamed with `HSCAN` in batches.
@@ -1100,15 +1189,12 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn iter<V: DeserializeOwned>(&self) -> Iter<V, C> {
-        Iter {
-            scan: Scan::new(self.clone(), ScanOf::Hash),
-            _value: PhantomData,
-        }
+        Iter::new(self.clone())
     }
 
     /// Deletes this region's entries (its hash), but not its descendants: see
-    /// [`invalidate`](Region::invalidate) for those. `true` when there were entries. `DEL`,
-    /// one round trip.
+    /// [`invalidate`](Region::invalidate) for those. `true` when there were entries. A script
+    /// (the maps, `DEL`), one round trip.
     ///
     /// # Errors
     ///
@@ -1119,11 +1205,11 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn clear(&self) -> Result<bool> {
-        self.layout()?;
-        self.inner.core.clear()
+        self.inner.engine.clear()
     }
 
-    /// Whether the region holds any entry (its hash exists). `EXISTS`, one round trip.
+    /// Whether the region holds any entry (its hash exists). A script (the maps, `EXISTS`),
+    /// one round trip.
     ///
     /// # Errors
     ///
@@ -1134,11 +1220,11 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn exists(&self) -> Result<bool> {
-        self.layout()?;
-        self.inner.core.exists()
+        self.inner.engine.exists()
     }
 
-    /// The remaining time to live of the region's hash. `PTTL`, one round trip.
+    /// The remaining time to live of the region's hash. A script (the maps, `PTTL`), one
+    /// round trip.
     ///
     /// # Errors
     ///
@@ -1149,39 +1235,37 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn ttl(&self) -> Result<Ttl> {
-        self.layout()?;
-        self.inner.core.ttl()
+        self.inner.engine.ttl()
     }
 
     /// Sets the time to live of the region's hash now (its descendants keep theirs); `false`
-    /// when the region holds nothing. `PEXPIRE`, one round trip.
+    /// when the region holds nothing. A script (the maps, `PEXPIRE`), one round trip.
     ///
     /// # Errors
     ///
-    /// Connection errors.
+    /// [`Error::Config`] for a TTL out of range; connection errors.
     ///
     /// ```no_run
     /// redis_caches::Region::new("profiles").expire(std::time::Duration::from_secs(60))?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn expire(&self, ttl: Duration) -> Result<bool> {
-        self.layout()?;
-        self.inner.core.expire(ttl)
+        self.inner.engine.expire(ttl)
     }
 
-    /// Links this region into its tree without writing to it, so that it shows among its
-    /// parent's [`children`](Region::children): `SADD` per level in one `MULTI`/`EXEC`, one
-    /// round trip. Nothing is sent when this process already linked the region (by `create`
-    /// or a write, through any handle with the same connection name, server and key), nor for
-    /// the root region.
+    /// Gives this region a generation without writing to it (and its ancestors, where they
+    /// have none), so that it shows among its parent's [`children`](Region::children): one
+    /// script (the tree's maps), one round trip. Nothing is sent when this process already
+    /// created the region (by `create` or a write, through any handle with the same
+    /// connection name, server and key), nor for the root region.
     ///
-    /// Writes link the region by themselves; call this only to make an empty region visible.
-    /// After an invalidation of an ancestor, the region is linked again by its next write
-    /// (not by `create`, which remembers it already did its work).
+    /// Writes create the region by themselves; call this only to make an empty region
+    /// visible. After an invalidation of the region or an ancestor, the region is created
+    /// again by its next write (not by `create`, which remembers it already did its work).
     ///
     /// # Errors
     ///
-    /// Connection errors (under every [`OutagePolicy`]).
+    /// [`Error::OldLayout`], connection errors (under every [`OutagePolicy`]).
     ///
     /// ```no_run
     /// let r = redis_caches::Region::new("projects.apollo");
@@ -1195,33 +1279,33 @@ impl<C: Codec> Region<C> {
         }
         let layout = self.layout()?;
         let id = self.registry_id()?;
-        let known = lock_known().contains(&id);
-        if !known && !layout.links.is_empty() {
-            self.inner.core.run(|c, _| {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for (set, member) in &layout.links {
-                    pipe.cmd("SADD").arg(set).arg(member).ignore();
-                }
-                pipe.exec(c)
-            })?;
+        let known = tree::known().contains(&id);
+        if !known && !self.inner.parts.is_empty() {
+            let _: redis::Value = self.inner.engine.eval(
+                &tree::CREATE,
+                1,
+                |cmd| {
+                    cmd.arg(&layout.placeholder).arg(&layout.place);
+                },
+                Retry::Idempotent,
+            )?;
         }
-        lock_known().insert(id);
+        tree::known().insert(id);
         self.inner.known.store(true, Ordering::Relaxed);
         Ok(())
     }
 
     /// The child regions recorded in Redis (by any process), with this region's options,
-    /// streamed with `SSCAN` in batches (one round trip each).
+    /// streamed with `HSCAN` of the region's map of children in batches (one round trip
+    /// each).
     ///
     /// A child shows up once something was written to it or below it, or it was
-    /// [created](Region::create), and disappears when it is invalidated (directly or through
-    /// an ancestor).
+    /// [created](Region::create), and disappears when it or this region is invalidated.
     ///
     /// # Errors
     ///
-    /// Items are `Err` for connection errors (iteration stops) and for set members that are
-    /// not a child's key (written by something else).
+    /// Items are `Err` for connection errors (iteration stops) and for map fields that are
+    /// not a child's escaped name (written by something else).
     ///
     /// ```no_run
     /// for child in redis_caches::Region::new("users").children() {
@@ -1230,51 +1314,92 @@ impl<C: Codec> Region<C> {
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn children(&self) -> Children<C> {
-        Children {
-            scan: Scan::new(self.clone(), ScanOf::Children),
-        }
+        Children::new(self.clone())
     }
 
-    /// Deletes this region and every descendant, recursively, in one atomic step, and removes
-    /// the links it no longer needs (its own, its descendants', and its entry in its parent's
-    /// set). Returns how many region hashes held entries. One Lua script (`EVALSHA`), one
-    /// round trip; three the first time a server sees the script (`EVALSHA` answers
-    /// `NOSCRIPT`, then `SCRIPT LOAD` and `EVALSHA` again).
+    /// Invalidates this region and every descendant, in one step whose cost does not depend
+    /// on how many there are: the region's current generation is retired (one map entry
+    /// deleted, the generation queued for reclamation), so from the moment the script ran no
+    /// reader in any process reaches anything written below the region before. Returns
+    /// whether the region had a generation to retire. One script, one round trip.
     ///
-    /// Once it returns, no entry written before it began survives in the region or any
-    /// descendant, whichever process wrote it: every write is linked to the root in the same
-    /// `MULTI`/`EXEC` that stores it, and the script runs atomically, so a concurrent write,
-    /// or a region created concurrently, is either deleted entirely or left entirely in place
-    /// (and linked). The script's run time grows with the number of regions below; Redis
-    /// serves nothing else meanwhile.
+    /// A write running concurrently, in any process, is one script too: it lands entirely
+    /// before (and is invalidated) or entirely after (and starts a new generation, visible
+    /// and invalidated by the next `invalidate`). The retired keys are deleted afterwards,
+    /// in bounded steps, by the process's reclamation thread (see
+    /// [Reclamation](self#reclamation) and [`reclaim`](Region::reclaim)); nothing is deleted
+    /// by the invalidation itself.
+    ///
+    /// On a tree in the layout of redis-caches 0.1, invalidating the root region discards the
+    /// old data (see [Upgrading from 0.1](self#upgrading-from-01)); any other region fails
+    /// with [`Error::OldLayout`].
     ///
     /// # Errors
     ///
-    /// Connection errors, under every [`OutagePolicy`].
+    /// Connection errors, under every [`OutagePolicy`]; [`Error::OutcomeUnknown`] never: a
+    /// lost reply is sent again (invalidating twice is harmless).
     ///
     /// ```no_run
     /// let users = redis_caches::Region::new("users");
-    /// let n = users.invalidate()?;
-    /// println!("{n} regions dropped");
+    /// if users.invalidate()? {
+    ///     println!("users and everything below it are gone");
+    /// }
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn invalidate(&self) -> Result<u64> {
+    pub fn invalidate(&self) -> Result<bool> {
         let layout = self.layout()?;
-        self.inner.core.run(|c, key| {
-            let mut invocation = INVALIDATE.prepare_invoke();
-            invocation.key(key);
-            if let Some(parent) = layout.parent_links() {
-                invocation.key(parent);
+        let retired: bool = self.inner.engine.eval(
+            &tree::INVALIDATE,
+            1,
+            |cmd| {
+                cmd.arg(&layout.queue).arg(&layout.place);
+            },
+            Retry::Idempotent,
+        )?;
+        if retired && self.inner.reclaim == Reclaim::Background {
+            self.watch(layout, true);
+        }
+        Ok(retired)
+    }
+
+    /// Deletes, now and in the caller, what invalidations of this region's tree retired,
+    /// until nothing is left: steps of at most 50 regions each (one script, one round trip,
+    /// a few hundred microseconds of server time), so other clients are served between them.
+    /// Returns how many region hashes were deleted. Safe to run from several processes at
+    /// once, and alongside the background thread: each step is atomic. Returns early, with
+    /// work left in the queue, when a step can change nothing: the server refuses to grow the
+    /// queue (out of memory) and what is left has children to queue first.
+    ///
+    /// The crate's reclamation thread does this by itself (see
+    /// [Reclamation](self#reclamation)); call it with [`Reclaim::Manual`], before a process
+    /// exits, or to measure.
+    ///
+    /// # Errors
+    ///
+    /// Connection errors (the work left stays queued in Redis).
+    ///
+    /// ```no_run
+    /// let users = redis_caches::Region::new("users");
+    /// users.invalidate()?;
+    /// let deleted = users.reclaim()?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn reclaim(&self) -> Result<u64> {
+        let layout = self.layout()?;
+        let mut deleted = 0;
+        loop {
+            let step = self.reclaim_step(&layout.queue, &layout.base)?;
+            deleted += step.deleted;
+            if step.left == 0 || step.stuck {
+                return Ok(deleted);
             }
-            invocation.arg(&layout.root).arg(LINK_MARK);
-            invocation.invoke(c)
-        })
+        }
     }
 
     /// Runs `f` with a [`Transaction`]: reads see its pending writes, and when `f` returns
-    /// `Ok`, all its writes are sent in one `MULTI`/`EXEC` with the links and the TTL refresh
-    /// (one round trip; none when nothing was written). When `f` returns `Err` or panics,
-    /// nothing is sent.
+    /// `Ok`, all its writes are sent in one script with the TTL refresh (one round trip; none
+    /// when nothing was written). When `f` returns `Err` or panics, nothing
+    /// is sent.
     ///
     /// Each call has its own transaction, so any number of threads can run transactions on
     /// the same region at once. The transaction buffers writes and does not `WATCH`: its reads
@@ -1283,8 +1408,8 @@ impl<C: Codec> Region<C> {
     ///
     /// # Errors
     ///
-    /// The error `f` returns, or the commit's connection error (under
-    /// [`OutagePolicy::Miss`], the commit is skipped and its writes counted instead).
+    /// The error `f` returns, or the commit's error (under [`OutagePolicy::Miss`], a commit
+    /// that meets an outage is skipped and its writes counted instead).
     ///
     /// ```no_run
     /// let stock = redis_caches::Region::new("stock");
@@ -1303,11 +1428,7 @@ impl<C: Codec> Region<C> {
     where
         E: From<Error>,
     {
-        let mut tx = Transaction {
-            region: self,
-            cleared: false,
-            pending: HashMap::new(),
-        };
+        let mut tx = Transaction::new(self);
         let out = f(&mut tx)?;
         tx.commit()?;
         Ok(out)
@@ -1329,11 +1450,42 @@ impl<C: Codec> Region<C> {
         signal.connect(move || region.invalidate().map(|_| ()))
     }
 
+    /// A [`Memo`](crate::Memo) whose results live in this region: [`Memo::builder`] placed
+    /// with [`MemoBuilder::region`]. Its results are fields of the region's hash, so they
+    /// follow its TTL and are invalidated with it; the memo's lock, statistics and single
+    /// flight work as for any memo. Arguments are taken by value, as by every memo. It uses
+    /// the region's [near cache](crate::NearCache) for its fresh hits, if any (see
+    /// [`MemoBuilder::near_cache`](crate::MemoBuilder::near_cache)).
+    ///
+    /// ```no_run
+    /// use redis_caches::Region;
+    ///
+    /// let reports = Region::new("reports");
+    /// let total = reports
+    ///     .memo("total", |(year, month): (u16, u8)| u64::from(year) * 100 + u64::from(month))
+    ///     .build();
+    /// assert_eq!(total.call((2024, 5))?, 202405);
+    /// assert_eq!(total.call((2024, 5))?, 202405); // from Redis this time
+    /// reports.invalidate()?; // the result goes with the region
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    ///
+    /// [`Memo::builder`]: crate::Memo::builder
+    pub fn memo<A, R, F>(&self, name: impl Into<String>, f: F) -> MemoBuilder<A, R>
+    where
+        A: Serialize + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        F: Fn(A) -> R + Send + Sync + 'static,
+    {
+        crate::Memo::builder(name, f).region(self)
+    }
+
     /// Wraps `f` so that its results are cached in this region, keyed by `name` and the
     /// encoded arguments; they are invalidated with the region and expire with its TTL. See
     /// [`Memoized::call`] for the cost.
     ///
     /// ```no_run
+    /// # #![allow(deprecated)]
     /// use redis_caches::Region;
     ///
     /// let reports = Region::new("reports");
@@ -1341,665 +1493,103 @@ impl<C: Codec> Region<C> {
     ///     u64::from(*year) * 100 + u64::from(*month) // stands for an expensive query
     /// });
     /// assert_eq!(total.call(&(2024, 5))?, 202405);
-    /// assert_eq!(total.call(&(2024, 5))?, 202405); // from Redis this time
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `Region::memo` (a `Memo` in the region: lock, statistics, single flight; \
+                arguments by value)"
+    )]
+    #[allow(deprecated)]
     pub fn memoize<A, R, F>(&self, name: impl Into<String>, f: F) -> Memoized<A, R, F, C>
     where
         A: Serialize + ?Sized,
         R: Serialize + DeserializeOwned,
         F: Fn(&A) -> R,
     {
-        Memoized {
-            region: self.clone(),
-            name: Arc::from(name.into()),
-            f,
-            _types: PhantomData,
-        }
+        Memoized::new(self.clone(), name.into(), f)
     }
 }
 
-/// The writes of one [`Region::transaction`], buffered until it commits. Reads see them.
-///
-/// ```no_run
-/// let r = redis_caches::Region::new("r");
-/// r.transaction(|tx| {
-///     tx.clear();
-///     tx.set("only", &1u8)?;
-///     Ok::<_, redis_caches::Error>(())
-/// })?;
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Transaction<'r, C = Postcard> {
-    region: &'r Region<C>,
-    cleared: bool,
-    /// Field -> new value, or `None` for a deletion.
-    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
-}
-
-impl<C: Codec> fmt::Debug for Transaction<'_, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction")
-            .field("region", &self.region)
-            .field("pending", &self.pending.len())
-            .field("cleared", &self.cleared)
-            .finish()
-    }
-}
-
-impl<C: Codec> Transaction<'_, C> {
-    /// Reads `key`: its pending write if any, else the live value (`HGET`, one round trip).
-    ///
-    /// # Errors
-    ///
-    /// As [`Region::get`].
-    ///
-    /// ```no_run
-    /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| {
-    ///     tx.set("a", &1u8)?;
-    ///     assert_eq!(tx.get::<u8>("a")?, Some(1));
-    ///     Ok::<_, redis_caches::Error>(())
-    /// })?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn get<V: DeserializeOwned>(&self, key: &str) -> Result<Option<V>> {
-        let field = self.region.field(key)?;
-        match self.pending.get(&field) {
-            Some(Some(b)) => self
-                .region
-                .decode_value(&value_tag::<V>(), b, key)
-                .map(Some),
-            Some(None) => Ok(None),
-            None if self.cleared => Ok(None),
-            None => self.region.get(key),
-        }
-    }
-
-    /// Whether `key` holds a value, pending writes included (`HEXISTS` when it has none).
-    ///
-    /// # Errors
-    ///
-    /// As [`Region::contains_key`].
-    ///
-    /// ```no_run
-    /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| {
-    ///     tx.delete("a")?;
-    ///     assert!(!tx.contains_key("a")?);
-    ///     Ok::<_, redis_caches::Error>(())
-    /// })?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn contains_key(&self, key: &str) -> Result<bool> {
-        let field = self.region.field(key)?;
-        match self.pending.get(&field) {
-            Some(v) => Ok(v.is_some()),
-            None if self.cleared => Ok(false),
-            None => self.region.contains_key(key),
-        }
-    }
-
-    /// Buffers a write of `value` at `key` (like [`Region::set`], without reading the value
-    /// it replaces). No I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Encode`], [`Error::ValueTooLarge`].
-    ///
-    /// ```no_run
-    /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| tx.set("a", "x"))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn set<V: Serialize + ?Sized>(&mut self, key: &str, value: &V) -> Result<()> {
-        let field = self.region.field(key)?;
-        let bytes = self.region.encode_value(value)?;
-        self.pending.insert(field, Some(bytes));
-        Ok(())
-    }
-
-    /// Buffers the deletion of `key`, returning its current value (pending, else live:
-    /// `HGET`, one round trip).
-    ///
-    /// # Errors
-    ///
-    /// As [`Transaction::get`].
-    ///
-    /// ```no_run
-    /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| {
-    ///     let old: Option<u8> = tx.remove("a")?;
-    ///     Ok::<_, redis_caches::Error>(())
-    /// })?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn remove<V: DeserializeOwned>(&mut self, key: &str) -> Result<Option<V>> {
-        let old = self.get(key)?;
-        let field = self.region.field(key)?;
-        self.pending.insert(field, None);
-        Ok(old)
-    }
-
-    /// Buffers the deletion of `key`. No I/O.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidKey`] or connection configuration errors from resolving the region.
-    ///
-    /// ```no_run
-    /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| tx.delete("a"))?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn delete(&mut self, key: &str) -> Result<()> {
-        let field = self.region.field(key)?;
-        self.pending.insert(field, None);
-        Ok(())
-    }
-
-    /// Buffers the deletion of every entry of the region (`DEL` at commit, before the writes
-    /// that follow it). No I/O.
-    ///
-    /// ```no_run
-    /// # let r = redis_caches::Region::new("r");
-    /// r.transaction(|tx| { tx.clear(); Ok::<_, redis_caches::Error>(()) })?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn clear(&mut self) {
-        self.cleared = true;
-        self.pending.clear();
-    }
-
-    fn commit(self) -> Result<()> {
-        if self.pending.is_empty() && !self.cleared {
-            return Ok(());
-        }
-        let writes = self.pending.len() as u64 + u64::from(self.cleared);
-        let (set, del): (Vec<_>, Vec<_>) = self.pending.into_iter().partition(|(_, v)| v.is_some());
-        let cleared = self.cleared;
-        let sent = self.region.write::<()>(!set.is_empty(), true, |pipe, k| {
-            if cleared {
-                pipe.cmd("DEL").arg(k).ignore();
-            } else if !del.is_empty() {
-                let cmd = pipe.cmd("HDEL").arg(k);
-                for (field, _) in &del {
-                    cmd.arg(field);
-                }
-                cmd.ignore();
-            }
-            if !set.is_empty() {
-                let cmd = pipe.cmd("HSET").arg(k);
-                for (field, value) in &set {
-                    cmd.arg(field).arg(value.as_deref().unwrap_or_default());
-                }
-                cmd.ignore();
-            }
-        });
-        self.region.write_outage(sent, writes, || ())
-    }
-}
-
-/// A function whose results are cached in a [`Region`], made by [`Region::memoize`].
-///
-/// `Debug` shows the function's name and the region.
-///
-/// ```no_run
-/// let r = redis_caches::Region::new("geo");
-/// let distance = r.memoize("distance", |(a, b): &(String, String)| a.len().abs_diff(b.len()));
-/// let d = distance.call(&("Paris".into(), "Rome".into()))?;
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Memoized<A: ?Sized, R, F, C = Postcard> {
-    region: Region<C>,
-    name: Arc<str>,
-    f: F,
-    _types: PhantomData<fn(&A) -> R>,
-}
-
-impl<A: ?Sized, R, F: Clone, C> Clone for Memoized<A, R, F, C> {
-    fn clone(&self) -> Self {
-        Memoized {
-            region: self.region.clone(),
-            name: self.name.clone(),
-            f: self.f.clone(),
-            _types: PhantomData,
-        }
-    }
-}
-
-impl<A: ?Sized, R, F, C: Codec> fmt::Debug for Memoized<A, R, F, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Memoized")
-            .field("name", &self.name)
-            .field("region", &self.region)
-            .finish()
-    }
-}
-
-impl<A, R, F, C> Memoized<A, R, F, C>
+impl<A, R, E> MemoBuilder<A, R, E>
 where
-    A: Serialize + ?Sized,
-    R: Serialize + DeserializeOwned,
-    F: Fn(&A) -> R,
-    C: Codec,
+    A: 'static,
 {
-    fn field(&self, args: &A) -> Result<Vec<u8>> {
-        let layout = self.region.layout()?;
-        let bytes = crate::codec::Codec::encode(&Postcard, &(&*self.name, args), &memo_tag())
-            .map_err(|e| Error::Encode {
-                key: layout.hash.clone(),
-                reason: format!("the arguments of {}: {e}", self.name),
-            })?;
-        let limit = self.region.inner.core.options.max_value_size;
-        if bytes.len() > limit {
-            return Err(Error::ValueTooLarge {
-                key: layout.hash.clone(),
-                size: bytes.len(),
-                limit,
-            });
-        }
-        Ok(bytes)
-    }
-
-    /// Returns the cached result for `args`, or calls the function, stores its result and
-    /// returns it. The same cost as [`Region::get_or_insert_with`]: one round trip on a hit,
-    /// two on a miss. Every result is cached, `None` included. If several callers miss at
-    /// once, each calls the function and all return the result stored first.
+    /// Keeps the memo's results in `region`: as fields of the region's hash (of its current
+    /// generation), so that they follow the region's TTL and policy and are invalidated with
+    /// it. The memo's lock sits beside the hash in the same generation (a computation that
+    /// started before an invalidation does not store its result after it), its statistics in
+    /// the region's tree (`B#memo:<name>.stats`, shared by the memos of that name in the
+    /// tree); every key a call touches shares the tree's hash tag, so a memo in a region works
+    /// on a Redis Cluster. The memo uses the region's connection. [`Region::memo`] is the
+    /// short form.
     ///
-    /// # Errors
+    /// Results are computed once across processes (the lock and single flight as for any
+    /// memo), counted in [`stats`](crate::Memo::stats), and removed by
+    /// [`forget`](crate::Memo::forget) and [`clear`](crate::Memo::clear) (which scans the
+    /// region's hash).
     ///
-    /// [`Error::Encode`] when the arguments cannot be encoded; as
-    /// [`Region::get_or_insert_with`] otherwise.
+    /// A TTL or [`refresh`](MemoBuilder::refresh) set on the memo, a counter or a list make
+    /// the first call fail with [`Error::Config`]: the region's TTL is the results' TTL.
     ///
     /// ```no_run
-    /// let r = redis_caches::Region::new("squares");
-    /// let square = r.memoize("square", |n: &u64| n * n);
-    /// assert_eq!(square.call(&12)?, 144);
+    /// use std::time::Duration;
+    /// use redis_caches::{Memo, Region};
+    ///
+    /// let user = Region::builder("users.42").ttl(Duration::from_secs(300)).build();
+    /// let orders = Memo::builder("orders", |page: u32| vec![page; 3]).region(&user).build();
+    /// assert_eq!(orders.call(1)?, vec![1, 1, 1]);
+    /// user.invalidate()?; // the cached pages go with the user's region
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn call(&self, args: &A) -> Result<R> {
-        let field = self.field(args)?;
-        self.region
-            .get_or_insert_field(&field, &self.name, || (self.f)(args))
-    }
-
-    /// Calls the function without the cache (neither read nor written). No I/O.
-    ///
-    /// ```
-    /// let r = redis_caches::Region::new("squares");
-    /// let square = r.memoize("square", |n: &u64| n * n);
-    /// assert_eq!(square.call_uncached(&3), 9);
-    /// ```
-    pub fn call_uncached(&self, args: &A) -> R {
-        (self.f)(args)
-    }
-
-    /// Removes the cached result for `args`; `true` when there was one. `HDEL`, one round
-    /// trip.
-    ///
-    /// # Errors
-    ///
-    /// As [`Region::delete`].
-    ///
-    /// ```no_run
-    /// let r = redis_caches::Region::new("squares");
-    /// let square = r.memoize("square", |n: &u64| n * n);
-    /// square.forget(&12)?;
-    /// # Ok::<(), redis_caches::Error>(())
-    /// ```
-    pub fn forget(&self, args: &A) -> Result<bool> {
-        let field = self.field(args)?;
-        let deleted = self
-            .region
-            .write::<(u32,)>(false, false, |pipe, k| {
-                pipe.cmd("HDEL").arg(k).arg(&field);
-            })
-            .map(|(n,)| n > 0);
-        self.region.write_outage(deleted, 1, || false)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ScanOf {
-    /// `HSCAN` of the region's hash: field, value, field, value, ...
-    Hash,
-    /// `SSCAN` of the region's link set: child keys.
-    Children,
-}
-
-/// A cursor over a hash or set, fetching a batch per round trip.
-struct Scan<C> {
-    region: Region<C>,
-    of: ScanOf,
-    cursor: u64,
-    done: bool,
-    buffer: VecDeque<Vec<u8>>,
-}
-
-impl<C: Codec> Scan<C> {
-    fn new(region: Region<C>, of: ScanOf) -> Self {
-        Scan {
-            region,
-            of,
-            cursor: 0,
-            done: false,
-            buffer: VecDeque::new(),
-        }
-    }
-
-    /// The next raw item, fetching batches as needed.
-    fn next_raw(&mut self) -> Option<Result<Vec<u8>>> {
-        loop {
-            if let Some(item) = self.buffer.pop_front() {
-                return Some(Ok(item));
-            }
-            if self.done {
-                return None;
-            }
-            if let Err(e) = self.fetch() {
-                self.done = true;
-                self.buffer.clear();
-                return Some(Err(e));
-            }
-        }
-    }
-
-    fn fetch(&mut self) -> Result<()> {
-        let layout = self.region.layout()?;
-        let (command, key) = match self.of {
-            ScanOf::Hash => ("HSCAN", layout.hash.as_str()),
-            ScanOf::Children => ("SSCAN", layout.children.as_str()),
-        };
-        let cursor = self.cursor;
-        let (next, items): (u64, Vec<Vec<u8>>) = self.region.inner.core.run(|c, _| {
-            redis::cmd(command)
-                .arg(key)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query(c)
-        })?;
-        self.cursor = next;
-        self.done = next == 0;
-        self.buffer.extend(items);
-        Ok(())
-    }
-
-    /// The next field and value of a hash scan.
-    fn next_pair(&mut self) -> Option<Result<(Vec<u8>, Vec<u8>)>> {
-        let field = match self.next_raw()? {
-            Ok(f) => f,
-            Err(e) => return Some(Err(e)),
-        };
-        match self.next_raw() {
-            Some(Ok(value)) => Some(Ok((field, value))),
-            Some(Err(e)) => Some(Err(e)),
-            None => None,
-        }
-    }
-
-    /// The next entry (not memoized) field and value, with the field decoded as a key.
-    fn next_entry(&mut self) -> Option<Result<(String, Vec<u8>)>> {
-        let memo = memo_header();
-        loop {
-            let (field, value) = match self.next_pair()? {
-                Ok(pair) => pair,
-                Err(e) => return Some(Err(e)),
-            };
-            if field.starts_with(&memo) {
-                continue;
-            }
-            let key =
-                self.region
-                    .inner
-                    .core
-                    .decode::<String>(&TypeTag::of::<String>(), &field, || {
-                        let hash = self.region.layout().map(|l| l.hash.as_str());
-                        format!("a field of {}", hash.unwrap_or_default())
-                    });
-            return Some(key.map(|k| (k, value)));
-        }
-    }
-}
-
-/// The first bytes of every memoized-call field.
-fn memo_header() -> Vec<u8> {
-    // Encoding a unit with the postcard codec gives exactly its header.
-    Codec::encode(&Postcard, &(), &memo_tag()).unwrap_or_default()
-}
-
-/// The entry keys of a [`Region`], from [`Region::keys`]: `HSCAN` in batches.
-///
-/// ```no_run
-/// let keys: Vec<String> = redis_caches::Region::new("r").keys().collect::<Result<_, _>>()?;
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Keys<C = Postcard> {
-    scan: Scan<C>,
-}
-
-impl<C: Codec> Iterator for Keys<C> {
-    type Item = Result<String>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        Some(self.scan.next_entry()?.map(|(k, _)| k))
-    }
-}
-
-impl<C: Codec> fmt::Debug for Keys<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("region", &self.scan.region)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The entries of a [`Region`] with values read as `V`, from [`Region::iter`]: `HSCAN` in
-/// batches.
-///
-/// ```no_run
-/// use std::collections::HashMap;
-/// let ages: HashMap<String, u8> = redis_caches::Region::new("ages").iter::<u8>().collect::<Result<_, _>>()?;
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Iter<V, C = Postcard> {
-    scan: Scan<C>,
-    _value: PhantomData<fn() -> V>,
-}
-
-impl<V: DeserializeOwned, C: Codec> Iterator for Iter<V, C> {
-    type Item = Result<(String, V)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let (key, bytes) = match self.scan.next_entry()? {
-            Ok(entry) => entry,
-            Err(e) => return Some(Err(e)),
-        };
-        let value = self
-            .scan
-            .region
-            .decode_value(&value_tag::<V>(), &bytes, &key);
-        Some(value.map(|v| (key, v)))
-    }
-}
-
-impl<V, C: Codec> fmt::Debug for Iter<V, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter")
-            .field("region", &self.scan.region)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The child regions of a [`Region`], from [`Region::children`]: `SSCAN` in batches.
-///
-/// ```no_run
-/// let names: Vec<String> = redis_caches::Region::new("users")
-///     .children()
-///     .map(|child| child.map(|r| r.name()))
-///     .collect::<Result<_, _>>()?;
-/// # Ok::<(), redis_caches::Error>(())
-/// ```
-pub struct Children<C = Postcard> {
-    scan: Scan<C>,
-}
-
-impl<C: Codec> Iterator for Children<C> {
-    type Item = Result<Region<C>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let member = match self.scan.next_raw()? {
-            Ok(m) => m,
-            Err(e) => return Some(Err(e)),
-        };
-        let region = &self.scan.region;
-        let layout = match region.layout() {
-            Ok(l) => l,
-            Err(e) => return Some(Err(e)),
-        };
-        let part = std::str::from_utf8(&member)
-            .ok()
-            .and_then(|m| m.strip_prefix(layout.hash.as_str()))
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(unescape_part)
-            .filter(|p| !p.is_empty());
-        Some(match part {
-            Some(part) => {
-                let mut parts = region.inner.parts.clone();
-                parts.push(part);
-                Ok(region.child_builder(parts).build())
-            }
-            None => Err(Error::Decode {
-                key: layout.children.clone(),
-                reason: "a member is not the key of a child region".into(),
-            }),
+    pub fn region<C: Codec>(self, region: &Region<C>) -> Self {
+        let engine = &region.inner.engine;
+        self.in_region(InRegion {
+            key: Key::from_parts(&region.inner.parts),
+            connection: engine.options.connection.clone(),
+            prefix: engine.options.prefix.clone(),
+            placement: placement(
+                engine.options.prefix.clone(),
+                region.inner.root.clone(),
+                region.inner.parts.clone(),
+            ),
+            ttl: engine.options.ttl,
+            ttl_policy: engine.options.ttl_policy,
+            near: engine.options.near.clone(),
         })
     }
 }
 
-impl<C: Codec> fmt::Debug for Children<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Children")
-            .field("region", &self.scan.region)
-            .finish_non_exhaustive()
-    }
+/// The tag a value passed to `set` is encoded with: a borrowed value (`str`, `[T]`) shares
+/// its owned form's (`String`, `Vec<T>`), as serde writes both alike, so `&str`, `&String`
+/// and `String` read back as `String`. (`TypeTag::of` keeps its own cache per type.)
+fn value_tag<V: ToOwned + ?Sized>() -> TypeTag
+where
+    V::Owned: DeserializeOwned,
+{
+    TypeTag::of_owned::<V>()
+}
+
+/// The tag of entry keys (`String` fields).
+fn key_tag() -> &'static TypeTag {
+    static TAG: Lazy<TypeTag> = Lazy::new(TypeTag::of::<String>);
+    &TAG
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parts(name: &str) -> Vec<String> {
-        split_name(name)
-    }
-
-    /// Golden tests: a change here orphans users' data and breaks invalidation across
-    /// versions, so the layout is pinned.
-    #[test]
-    fn golden_layout() {
-        let l = Layout::new("", "root", &parts("abc.xyz")).unwrap();
-        assert_eq!(l.root, "{root}");
-        assert_eq!(l.hash, "{root}.abc.xyz");
-        assert_eq!(l.children, "{root}#children.abc.xyz");
-        assert_eq!(
-            l.links,
-            vec![
-                ("{root}#children".to_string(), "{root}.abc".to_string()),
-                (
-                    "{root}#children.abc".to_string(),
-                    "{root}.abc.xyz".to_string()
-                ),
-            ]
-        );
-        assert_eq!(l.parent_links(), Some("{root}#children.abc"));
-
-        let root = Layout::new("app:", "r", &[]).unwrap();
-        assert_eq!(root.hash, "app:{r}");
-        assert_eq!(root.children, "app:{r}#children");
-        assert!(root.links.is_empty());
-        assert_eq!(root.parent_links(), None);
-
-        let odd = Layout::new("", "root", &[r"a\b".to_string(), "#children".to_string()]).unwrap();
-        assert_eq!(odd.hash, r"{root}.a\\b.#children");
-        assert_eq!(odd.children, r"{root}#children.a\\b.#children");
-    }
-
-    #[test]
-    fn link_keys_never_equal_region_keys() {
-        let names = [
-            "",
-            "a",
-            "#children",
-            "a.#children",
-            "children",
-            "a.b",
-            r"a\",
-            "#",
-        ];
-        let roots = ["root", "r#children", "#", "r.x"];
-        let mut regions = HashSet::new();
-        let mut links = HashSet::new();
-        for root in roots {
-            for name in names {
-                let l = Layout::new("p:", root, &parts(name)).unwrap();
-                regions.insert(l.hash.clone());
-                links.insert(l.children.clone());
-            }
-        }
-        assert!(regions.is_disjoint(&links), "{regions:?} {links:?}");
-    }
-
-    #[test]
-    fn invalid_names_and_roots_fail_at_layout() {
-        assert!(Layout::new("", "root", &parts("a..b")).is_err());
-        assert!(Layout::new("", "ro{o}t", &parts("a")).is_err());
-        assert!(Layout::new("", "", &parts("a")).is_err());
-    }
-
-    #[test]
-    fn unescaping_undoes_the_key_escaping() {
-        assert_eq!(unescape_part(r"a\\b").as_deref(), Some(r"a\b"));
-        assert_eq!(unescape_part("plain").as_deref(), Some("plain"));
-        assert_eq!(unescape_part("a.b"), None);
-        assert_eq!(unescape_part("dangling\\"), None);
-    }
-
     #[test]
     fn borrowed_and_owned_values_share_a_tag() {
-        assert_eq!(value_tag::<str>(), value_tag::<String>());
-        assert_eq!(value_tag::<&str>(), value_tag::<String>());
-        assert_eq!(value_tag::<&String>(), value_tag::<String>());
-        assert_eq!(value_tag::<[u8]>(), value_tag::<Vec<u8>>());
+        assert_eq!(value_tag::<str>(), TypeTag::of::<String>());
+        assert_eq!(value_tag::<String>(), TypeTag::of::<String>());
+        assert_eq!(value_tag::<[u8]>(), TypeTag::of::<Vec<u8>>());
         assert_eq!(
-            value_tag::<&[(u8, String)]>(),
-            value_tag::<Vec<(u8, String)>>()
+            value_tag::<[(u8, String)]>(),
+            TypeTag::of::<Vec<(u8, String)>>()
         );
-        assert_ne!(value_tag::<[u8; 4]>(), value_tag::<Vec<u8>>());
-        assert_eq!(value_tag::<[u8; 4]>(), TypeTag::of::<[u8; 4]>());
         assert_eq!(value_tag::<u32>(), TypeTag::of::<u32>());
-        assert_eq!(value_tag::<[&str]>(), value_tag::<Vec<String>>());
-        assert_eq!(
-            value_tag::<(&str, Option<&[u8]>)>(),
-            value_tag::<(String, Option<Vec<u8>>)>()
-        );
-        assert_eq!(value_tag::<[&str; 2]>(), TypeTag::of::<[String; 2]>());
-        assert_eq!(
-            normalize_type_name("HashMap<&str, Vec<[u8; 4]>>"),
-            "HashMap<String, Vec<[u8; 4]>>"
-        );
-        assert_eq!(normalize_type_name("strange_str"), "strange_str");
-    }
-
-    #[test]
-    fn memo_fields_cannot_be_entry_fields() {
-        let header = memo_header();
-        assert_eq!(header.len(), 6);
-        let entry = Postcard
-            .encode("anything", &TypeTag::of::<String>())
-            .unwrap();
-        assert!(!entry.starts_with(&header));
-        // Raw and JSON keys are valid UTF-8; the header is not.
-        assert!(std::str::from_utf8(&header).is_err());
+        assert_ne!(TypeTag::of::<[u8; 4]>(), value_tag::<[u8]>());
     }
 }

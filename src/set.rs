@@ -7,14 +7,18 @@ use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use once_cell::sync::Lazy;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{Codec, Postcard, TypeTag};
+use crate::EncodesAs;
+use crate::codec::{Codec, LazyTag, Postcard};
+use crate::connection::Retry;
+use crate::engine::{Engine, Pages, Script, scan_page};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Core};
-use crate::pages::{Pages, scan_page};
+use crate::near::Point;
+use crate::options::Builder;
 
 /// How many members one `SSCAN` page asks for, and one `SADD` of [`SetCache::extend`] sends.
 const BATCH: usize = 1000;
@@ -22,22 +26,25 @@ const BATCH: usize = 1000;
 /// A typed set stored under one Redis key (a Redis set), like a `HashSet<T>` that every
 /// thread and process shares.
 ///
-/// Members are stored encoded by the codec, so two values are the same member when their
-/// encoded bytes are equal. The handle is a view of shared remote state: cheap to clone,
+/// Members that are strings or integers are stored as their plain text (`rust`, `42`), so
+/// `SISMEMBER key rust` works from any client; other members are encoded by the codec (see
+/// [fields and members](crate::codec#fields-and-members)). Two values are the same member
+/// when their stored bytes are equal. The handle is a view of shared remote state: cheap to clone,
 /// `Send + Sync`, every method takes `&self`, nothing is cached in the process.
 ///
-/// | Method | Redis commands | Round trips |
-/// |---|---|---|
-/// | [`insert`](SetCache::insert) | `SADD` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`remove`](SetCache::remove) | `SREM` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`pop`](SetCache::pop) | `SPOP` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`contains`](SetCache::contains) | `SISMEMBER` | 1 |
-/// | [`len`](SetCache::len), [`is_empty`](SetCache::is_empty) | `SCARD` | 1 |
-/// | [`iter`](SetCache::iter), [`to_hash_set`](SetCache::to_hash_set) | `SSCAN`, 1,000 members a page | 1 per page |
-/// | [`extend`](SetCache::extend) | one `SADD` per 1,000 members (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 per 1,000 |
-/// | [`union`](SetCache::union), [`intersection`](SetCache::intersection), [`difference`](SetCache::difference) | `SUNION`, `SINTER`, `SDIFF` | 1 |
-/// | [`union_store`](SetCache::union_store), [`intersection_store`](SetCache::intersection_store), [`difference_store`](SetCache::difference_store) | `SUNIONSTORE`, `SINTERSTORE`, `SDIFFSTORE` (+ `PEXPIRE` of the destination in `MULTI`/`EXEC`) | 1 |
-/// | [`exists`](SetCache::exists), [`clear`](SetCache::clear), [`ttl`](SetCache::ttl), [`expire`](SetCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 |
+/// | Method | Redis commands | Round trips | Lost reply |
+/// |---|---|---|---|
+/// | [`insert`](SetCache::insert) | `SADD` (with a TTL: a script, `SADD`, `PEXPIRE`) | 1 | resent |
+/// | [`remove`](SetCache::remove) | `SREM` (with a TTL: a script, `SREM`, `PEXPIRE`) | 1 | resent |
+/// | [`pop`](SetCache::pop) | `SPOP` (with a TTL: a script, `SPOP`, `PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`contains`](SetCache::contains) | `SISMEMBER` | 1 | resent |
+/// | [`len`](SetCache::len), [`is_empty`](SetCache::is_empty) | `SCARD` | 1 | resent |
+/// | [`iter`](SetCache::iter), [`to_hash_set`](SetCache::to_hash_set) | `SSCAN`, 1,000 members a page | 1 per page | resent |
+/// | [`extend`](SetCache::extend) | one `SADD` per 1,000 members (with a TTL: a script, `SADD`, `PEXPIRE`) | 1 per 1,000 | resent |
+/// | [`union`](SetCache::union), [`intersection`](SetCache::intersection), [`difference`](SetCache::difference), [`symmetric_difference`](SetCache::symmetric_difference) | `SUNION`, `SINTER`, `SDIFF`; a script for the symmetric difference | 1 | resent |
+/// | [`union_store`](SetCache::union_store), [`intersection_store`](SetCache::intersection_store), [`difference_store`](SetCache::difference_store) | a script: `SUNIONSTORE`, `SINTERSTORE`, `SDIFFSTORE`, and the destination's `PEXPIRE` | 1 | resent |
+/// | [`is_subset`](SetCache::is_subset), [`is_superset`](SetCache::is_superset) | a script: `SCARD`, `SMEMBERS`, `SMISMEMBER` | 1 | resent |
+/// | [`exists`](SetCache::exists), [`clear`](SetCache::clear), [`ttl`](SetCache::ttl), [`expire`](SetCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 | resent |
 ///
 /// Every write ([`insert`](SetCache::insert), [`remove`](SetCache::remove),
 /// [`pop`](SetCache::pop), [`extend`](SetCache::extend), the `*_store` forms on their
@@ -79,19 +86,19 @@ const BATCH: usize = 1000;
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
 pub struct SetCache<T, C = Postcard> {
-    core: Arc<Core<C>>,
-    tag: Arc<TypeTag>,
+    engine: Arc<Engine<C>>,
+    tag: Arc<LazyTag>,
     _member: PhantomData<fn() -> T>,
 }
 
-crate::options::collection_handle! {
+crate::handle::collection_handle! {
     SetCache[T],
     redis_type: "set",
     extra: (),
-    clone: { core, tag, _member },
-    from_core: |core, ()| SetCache {
-        core: Arc::new(core),
-        tag: Arc::new(TypeTag::of::<T>()),
+    clone: { engine, tag, _member },
+    from_engine: |engine, ()| SetCache {
+        engine: Arc::new(engine),
+        tag: Arc::new(LazyTag::default()),
         _member: PhantomData,
     },
 }
@@ -148,11 +155,12 @@ impl Algebra {
 
 impl<T, C> SetCache<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     /// Adds `value`; true when it was not in the set yet (like `HashSet::insert`). `SADD`
-    /// (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round trip.
+    /// (with a TTL: a script running `SADD` and `PEXPIRE`), one round trip. Idempotent: sent
+    /// again after a lost reply, within the call's deadline (it then says `false`).
     ///
     /// Accepts borrowed forms: `insert("x")` on a `SetCache<String>`. Concurrent inserts of
     /// the same value from several threads or processes: exactly one of them gets `true`.
@@ -175,11 +183,11 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(value)?;
-        self.write_one("SADD", &bytes)
+        self.write_one("SADD", &bytes, Retry::Idempotent)
     }
 
-    /// Removes `value`; true when it was in the set. `SREM` (+ `PEXPIRE` in `MULTI`/`EXEC`
-    /// with a TTL), one round trip.
+    /// Removes `value`; true when it was in the set. `SREM` (with a TTL: a script running
+    /// `SREM` and `PEXPIRE`), one round trip. Idempotent.
     ///
     /// # Errors
     ///
@@ -196,7 +204,7 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(value)?;
-        self.write_one("SREM", &bytes)
+        self.write_one("SREM", &bytes, Retry::Idempotent)
     }
 
     /// Whether `value` is in the set. `SISMEMBER`, one round trip.
@@ -216,8 +224,9 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(value)?;
-        self.core
-            .run(|c, k| redis::cmd("SISMEMBER").arg(k).arg(&bytes).query(c))
+        self.engine
+            .read_point(Point::Member(&bytes))
+            .map(|v| v.is_some())
     }
 
     /// The number of members. `SCARD`, one round trip.
@@ -232,7 +241,9 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        self.core.run(|c, k| redis::cmd("SCARD").arg(k).query(c))
+        let mut cmd = redis::cmd("SCARD");
+        cmd.arg(&self.engine.resolved()?.key);
+        self.engine.query(&cmd, Retry::Idempotent)
     }
 
     /// Whether the set has no members (a missing key is an empty set). `SCARD`, one round
@@ -251,8 +262,9 @@ where
         Ok(self.len()? == 0)
     }
 
-    /// Removes and returns a random member, or `None` when the set is empty. `SPOP` (+
-    /// `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round trip.
+    /// Removes and returns a random member, or `None` when the set is empty. `SPOP` (with a
+    /// TTL: a script running `SPOP` and `PEXPIRE`), one round trip. Not sent again after a
+    /// lost reply: [`Error::OutcomeUnknown`] (the member may be gone).
     ///
     /// If several threads or processes pop at once, each member goes to exactly one of them,
     /// which makes the set a simple work pool.
@@ -270,9 +282,9 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn pop(&self) -> Result<Option<T>> {
-        let popped: Option<Vec<u8>> = self.core.write(|pipe, k| {
-            pipe.cmd("SPOP").arg(k);
-        })?;
+        let popped: Option<Vec<u8>> =
+            self.engine
+                .write(&mut self.engine.call()?, "SPOP", |_| {}, Retry::Once)?;
         popped.map(|b| self.decode(&b)).transpose()
     }
 
@@ -306,9 +318,10 @@ where
         }
     }
 
-    /// Adds every item; returns how many of them were new. One `SADD` per 1,000 items (+
-    /// `PEXPIRE` in `MULTI`/`EXEC` with a TTL): one round trip per 1,000 items, none when
-    /// `items` is empty. Memory stays bounded by one batch.
+    /// Adds every item; returns how many of them were new. One `SADD` per 1,000 items (with a
+    /// TTL: a script running it and `PEXPIRE`): one round trip per 1,000 items, each with its
+    /// own `timeout`, none when `items` is empty. Memory stays bounded by one batch. Accepts
+    /// borrowed forms (`extend(["a", "b"])` on a `SetCache<String>`): see [`EncodesAs`].
     ///
     /// The TTL rides along with every batch, so the key never exists without its TTL, and
     /// under [`TtlPolicy::Refresh`](crate::TtlPolicy::Refresh) it counts from the last batch.
@@ -323,24 +336,33 @@ where
     /// ```no_run
     /// let ids: redis_caches::SetCache<u64> = redis_caches::SetCache::new("ids");
     /// let added = ids.extend(1..=10_000)?;
+    /// let tags: redis_caches::SetCache<String> = redis_caches::SetCache::new("tags");
+    /// tags.extend(["rust", "redis"])?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn extend<I>(&self, items: I) -> Result<usize>
     where
         I: IntoIterator,
-        I::Item: Borrow<T>,
+        I::Item: EncodesAs<T>,
     {
+        let mut call = self.engine.call()?;
         let mut added = 0;
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
             let batch = items
                 .by_ref()
                 .take(BATCH)
-                .map(|item| self.encode(item.borrow()))
+                .map(|item| self.encode(&item))
                 .collect::<Result<Vec<_>>>()?;
-            let n: usize = self.core.write(|pipe, k| {
-                pipe.cmd("SADD").arg(k).arg(&batch);
-            })?;
+            call.next_batch();
+            let n: usize = self.engine.write(
+                &mut call,
+                "SADD",
+                |cmd| {
+                    cmd.arg(&batch);
+                },
+                Retry::Idempotent,
+            )?;
             added += n;
         }
         Ok(added)
@@ -436,12 +458,13 @@ where
     }
 
     /// Replaces `destination` with the union of this set and `others`, inside Redis, and
-    /// returns its new size. `SUNIONSTORE` (+ `PEXPIRE` of the destination in
-    /// `MULTI`/`EXEC` when it has a TTL), one round trip, whatever the sizes.
+    /// returns its new size. A script running `SUNIONSTORE` and the destination's
+    /// `PEXPIRE` (when it has a TTL), one round trip, whatever the sizes.
     ///
-    /// The destination is overwritten, whatever it held before, so it is a new key: it gets
-    /// its own TTL afresh under either [policy](crate::TtlPolicy). An empty result deletes it.
-    /// The destination may be one of the sources.
+    /// The destination's members are replaced, so it is a new key: it gets its own TTL
+    /// afresh under either [policy](crate::TtlPolicy). An empty result deletes it. The
+    /// destination may be one of the sources; it must hold a set or nothing (a key of
+    /// another type is refused with [`Error::WrongType`] and left alone).
     ///
     /// # Errors
     ///
@@ -464,8 +487,8 @@ where
     }
 
     /// Replaces `destination` with the intersection of this set and `others`, inside Redis,
-    /// and returns its new size. `SINTERSTORE` (+ `PEXPIRE` of the destination in
-    /// `MULTI`/`EXEC`), one round trip. See [`union_store`](SetCache::union_store).
+    /// and returns its new size. A script running `SINTERSTORE` and the destination's
+    /// `PEXPIRE`, one round trip. See [`union_store`](SetCache::union_store).
     ///
     /// # Errors
     ///
@@ -492,8 +515,8 @@ where
     }
 
     /// Replaces `destination` with the members of this set that are in none of `others`,
-    /// inside Redis, and returns its new size. `SDIFFSTORE` (+ `PEXPIRE` of the destination
-    /// in `MULTI`/`EXEC`), one round trip. See [`union_store`](SetCache::union_store).
+    /// inside Redis, and returns its new size. A script running `SDIFFSTORE` and the
+    /// destination's `PEXPIRE`, one round trip. See [`union_store`](SetCache::union_store).
     ///
     /// # Errors
     ///
@@ -515,7 +538,90 @@ where
         self.algebra_store(Algebra::Difference, others, destination)
     }
 
-    crate::options::key_methods! {
+    /// The members in exactly one of this set and `other`. A script running `SDIFF` both
+    /// ways, one round trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`union`](SetCache::union).
+    ///
+    /// ```no_run
+    /// use redis_caches::SetCache;
+    /// let a: SetCache<u32> = SetCache::new("a");
+    /// let b: SetCache<u32> = SetCache::new("b");
+    /// let in_one = a.symmetric_difference(&b)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn symmetric_difference(&self, other: &SetCache<T, C>) -> Result<HashSet<T>>
+    where
+        T: Eq + Hash,
+    {
+        let keys = self.keys_of([other])?;
+        let own = &self.engine.resolved()?.key;
+        let members: Vec<Vec<u8>> = self
+            .engine
+            .eval(
+                &SYMMETRIC_DIFFERENCE,
+                2,
+                |cmd| {
+                    cmd.arg(own).arg(&keys);
+                },
+                Retry::Idempotent,
+            )
+            .map_err(|e| self.blame_wrong_type(e, &keys))?;
+        members.iter().map(|b| self.decode(b)).collect()
+    }
+
+    /// Whether every member of this set is in `other` (an empty set is a subset of any).
+    /// A script (`SCARD` both, then `SMEMBERS` and `SMISMEMBER` in batches of 1,000), one
+    /// round trip; the server's work grows with this set's size.
+    ///
+    /// # Errors
+    ///
+    /// As [`union`](SetCache::union).
+    ///
+    /// ```no_run
+    /// use redis_caches::SetCache;
+    /// let admins: SetCache<String> = SetCache::new("admins");
+    /// let users: SetCache<String> = SetCache::new("users");
+    /// assert!(admins.is_subset(&users)?);
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn is_subset(&self, other: &SetCache<T, C>) -> Result<bool> {
+        let keys = self.keys_of([other])?;
+        let own = &self.engine.resolved()?.key;
+        let n: i64 = self
+            .engine
+            .eval(
+                &IS_SUBSET,
+                2,
+                |cmd| {
+                    cmd.arg(own).arg(&keys);
+                },
+                Retry::Idempotent,
+            )
+            .map_err(|e| self.blame_wrong_type(e, &keys))?;
+        Ok(n == 1)
+    }
+
+    /// Whether every member of `other` is in this set: `other.is_subset(self)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`is_subset`](SetCache::is_subset).
+    ///
+    /// ```no_run
+    /// use redis_caches::SetCache;
+    /// let users: SetCache<String> = SetCache::new("users");
+    /// let admins: SetCache<String> = SetCache::new("admins");
+    /// assert!(users.is_superset(&admins)?);
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn is_superset(&self, other: &SetCache<T, C>) -> Result<bool> {
+        other.is_subset(self)
+    }
+
+    crate::handle::key_methods! {
         handle: "redis_caches::SetCache::<u8>::new(\"k\")",
         exists: "Whether the key exists (an empty set does not: Redis deletes it).",
         clear: "Deletes the whole set; true when it existed.",
@@ -523,19 +629,31 @@ where
         expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
+    /// Encodes a member by the field rule (plain text for strings and integers, see
+    /// [`codec`](crate::codec#fields-and-members)).
     fn encode<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<Vec<u8>> {
-        self.core.encode_item(&self.tag, value)
+        self.engine.encode_member(self.tag(), value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode_item(&self.tag, bytes)
+        self.engine
+            .decode_member(self.tag(), bytes, || self.engine.key_for_errors())
+    }
+
+    fn tag(&self) -> &crate::codec::TypeTag {
+        self.tag.get::<T>(self.engine.schema_version())
     }
 
     /// `SADD`/`SREM key member` with the TTL; true when the reply is 1.
-    fn write_one(&self, command: &str, member: &[u8]) -> Result<bool> {
-        self.core.write(|pipe, k| {
-            pipe.cmd(command).arg(k).arg(member);
-        })
+    fn write_one(&self, command: &str, member: &[u8], retry: Retry) -> Result<bool> {
+        self.engine.write(
+            &mut self.engine.call()?,
+            command,
+            |cmd| {
+                cmd.arg(member);
+            },
+            retry,
+        )
     }
 
     /// The full keys of `others`, checked to be on this set's database.
@@ -546,11 +664,11 @@ where
     where
         T: 'a,
     {
-        let own = self.core.resolved()?;
+        let own = self.engine.resolved()?;
         others
             .into_iter()
             .map(|other| {
-                let theirs = other.core.resolved()?;
+                let theirs = other.engine.resolved()?;
                 if own.connection.same_database(&theirs.connection) {
                     Ok(theirs.key.clone())
                 } else {
@@ -574,9 +692,11 @@ where
         T: Eq + Hash + 'a,
     {
         let keys = self.keys_of(others)?;
+        let mut cmd = redis::cmd(op.command());
+        cmd.arg(&self.engine.resolved()?.key).arg(&keys);
         let members: Vec<Vec<u8>> = self
-            .core
-            .run(|c, k| redis::cmd(op.command()).arg(k).arg(&keys).query(c))
+            .engine
+            .query(&cmd, Retry::Idempotent)
             .map_err(|e| self.blame_wrong_type(e, &keys))?;
         members.iter().map(|b| self.decode(b)).collect()
     }
@@ -592,20 +712,27 @@ where
     {
         let keys = self.keys_of(others)?;
         let dest = self.keys_of([destination])?.pop().unwrap_or_default();
-        let dest_core = &destination.core;
-        self.core
-            .run(|c, k| {
-                let mut pipe = dest_core.write_pipe();
-                pipe.cmd(op.store_command()).arg(&dest).arg(k).arg(&keys);
-                dest_core.add_ttl(&mut pipe, &dest);
-                pipe.query::<(usize,)>(c).map(|(n,)| n)
+        destination.engine.resolved()?;
+        let own = &self.engine.resolved()?.key;
+        self.engine
+            .eval(
+                &STORE,
+                2 + keys.len(),
+                |cmd| {
+                    cmd.arg(&dest).arg(own).arg(&keys);
+                    destination.engine.ttl_args(cmd);
+                    cmd.arg(op.store_command());
+                },
+                Retry::Idempotent,
+            )
+            .map_err(|e| {
+                self.blame_wrong_type(e, &[std::slice::from_ref(&dest), &keys[..]].concat())
             })
-            .map_err(|e| self.blame_wrong_type(e, &keys))
     }
 
-    /// `Core::run` names this set's key in [`Error::WrongType`]; when this key is fine (a set,
-    /// or missing), finds which of `others` is not a set (one more round trip, on this error
-    /// path only).
+    /// `Engine` names this set's key in [`Error::WrongType`]; when this key is fine (a set,
+    /// or missing), finds which of `others` is not a set (one more round trip per key, on
+    /// this error path only).
     fn blame_wrong_type(&self, error: Error, others: &[String]) -> Error {
         let Error::WrongType { found, .. } = &error else {
             return error;
@@ -613,28 +740,75 @@ where
         if found != "set" && found != "none" {
             return error;
         }
-        let types: Result<Vec<String>> = self.core.run(|c, _| {
-            let mut pipe = redis::pipe();
-            for key in others {
-                pipe.cmd("TYPE").arg(key);
-            }
-            pipe.query(c)
-        });
-        match types {
-            Ok(types) => others
-                .iter()
-                .zip(types)
-                .find(|(_, t)| t != "set" && t != "none")
-                .map(|(key, found)| Error::WrongType {
+        for key in others {
+            let mut cmd = redis::cmd("TYPE");
+            cmd.arg(key);
+            if let Ok(found) = self.engine.query::<String>(&cmd, Retry::Idempotent)
+                && found != "set"
+                && found != "none"
+            {
+                return Error::WrongType {
                     key: key.clone(),
                     expected: "set",
                     found,
-                })
-                .unwrap_or(error),
-            Err(_) => error,
+                };
+            }
         }
+        error
     }
 }
+
+/// `SUNIONSTORE`/`SINTERSTORE`/`SDIFFSTORE` into `KEYS[1]` from `KEYS[2..]`, then the
+/// destination's TTL. `ARGV`: the destination's type, ttl and policy, the command. The
+/// destination must hold a set or nothing: a key of another type is left alone.
+static STORE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local e = _wrongtype(KEYS[1], 'set') or _may(ARGV[4], unpack(KEYS)) or _may_expire(KEYS[1], ARGV[2], ARGV[3])
+if e then return e end
+local n = redis.call(ARGV[4], unpack(KEYS))
+_expire(KEYS[1], ARGV[2], ARGV[3])
+return n
+",
+    )
+});
+
+/// The members of `KEYS[1]` not in `KEYS[2]`, then those of `KEYS[2]` not in `KEYS[1]`.
+static SYMMETRIC_DIFFERENCE: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local e = _may('SDIFF', KEYS[1], KEYS[2])
+if e then return e end
+local out = redis.call('SDIFF', KEYS[1], KEYS[2])
+for _, m in ipairs(redis.call('SDIFF', KEYS[2], KEYS[1])) do
+  out[#out + 1] = m
+end
+return out
+",
+    )
+});
+
+/// 1 when every member of `KEYS[1]` is in `KEYS[2]` (`SMISMEMBER` exists from Redis 6.2).
+static IS_SUBSET: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local e = _may('SCARD', KEYS[1]) or _may('SCARD', KEYS[2]) or _may('SMEMBERS', KEYS[1])
+  or _may('SMISMEMBER', KEYS[2], 'm')
+if e then return e end
+local n = redis.call('SCARD', KEYS[1])
+if n == 0 then return 1 end
+if n > redis.call('SCARD', KEYS[2]) then return 0 end
+local members = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #members, 1000 do
+  local found = redis.call('SMISMEMBER', KEYS[2], unpack(members, i, math.min(i + 999, #members)))
+  for _, f in ipairs(found) do
+    if f == 0 then return 0 end
+  end
+end
+return 1
+",
+    )
+});
 
 /// The iterator of [`SetCache::iter`]: members streamed with `SSCAN`, one page at a time.
 ///
@@ -657,7 +831,7 @@ impl<T, C: Codec> fmt::Debug for Iter<T, C> {
 
 impl<T, C> Iterator for Iter<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     type Item = Result<T>;
@@ -666,21 +840,21 @@ where
         let set = &self.set;
         let raw = self
             .pages
-            .next(|cursor| scan_page(&set.core, "SSCAN", cursor, BATCH))?;
+            .next(|cursor| scan_page(&set.engine, "SSCAN", cursor, BATCH))?;
         Some(raw.and_then(|bytes| set.decode(&bytes)))
     }
 }
 
 impl<T, C> std::iter::FusedIterator for Iter<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
 }
 
 impl<T, C> IntoIterator for &SetCache<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     type Item = Result<T>;

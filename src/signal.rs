@@ -1,7 +1,7 @@
 //! [`Signal`]: named, in-process events that invalidate [`Region`](crate::Region)s.
 //!
-//! A signal is a list of receivers kept in this process, like a `blinker` signal in the Python
-//! original: [`Region::invalidate_on`](crate::Region::invalidate_on) connects a region, and
+//! A signal is a list of receivers kept in this process:
+//! [`Region::invalidate_on`](crate::Region::invalidate_on) connects a region, and
 //! [`Signal::send`] calls every receiver. Signals do not travel between processes; an
 //! invalidation does, since it deletes the data in Redis for everyone.
 //!

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{Codec, Postcard, TypeTag};
+use crate::EncodesAs;
+use crate::codec::{Codec, LazyTag, Postcard};
+use crate::connection::Retry;
+use crate::engine::{Engine, Pages};
 use crate::error::{Error, Result};
 use crate::key::IntoKey;
-use crate::options::{Builder, Core};
-use crate::pages::Pages;
+use crate::near::Point;
+use crate::options::Builder;
 
 /// How many members one page of [`SortedSetCache::iter`] reads, and one `ZADD` of
 /// [`SortedSetCache::extend`] sends.
@@ -22,28 +25,33 @@ const BATCH: usize = 1000;
 /// A typed sorted set stored under one Redis key (a Redis sorted set): members ordered by a
 /// score, shared by every thread and process, as for a leaderboard or a priority queue.
 ///
-/// Scores are `f64` and stored as given (`1.7` stays `1.7`; `caches` truncated scores to
-/// integers). Members with equal scores are ordered by their encoded bytes, compared
-/// byte-wise, as Redis does. A NaN score is refused with [`Error::InvalidScore`] before
+/// Scores are `f64` and stored as given (`1.7` stays `1.7`). Members that are strings or
+/// integers are stored as their plain text (`ada`, `42`), so `ZSCORE key ada` works from any
+/// client; other members are encoded by the codec (see
+/// [fields and members](crate::codec#fields-and-members)). Members with equal scores are
+/// ordered by their stored bytes, compared byte-wise, as Redis does (so integers `10` before
+/// `9`). A NaN score is refused with [`Error::InvalidScore`] before
 /// anything is sent (Redis rejects NaN); infinite scores are allowed.
 ///
-/// | Method | Redis commands | Round trips |
-/// |---|---|---|
-/// | [`insert`](SortedSetCache::insert), [`insert_with`](SortedSetCache::insert_with) | `ZADD` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`incr_score`](SortedSetCache::incr_score) | `ZINCRBY` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`remove`](SortedSetCache::remove) | `ZREM` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`pop_min`](SortedSetCache::pop_min), [`pop_max`](SortedSetCache::pop_max) | `ZPOPMIN`, `ZPOPMAX` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 |
-/// | [`score`](SortedSetCache::score), [`contains`](SortedSetCache::contains) | `ZSCORE` | 1 |
-/// | [`rank`](SortedSetCache::rank), [`rank_rev`](SortedSetCache::rank_rev) | `ZRANK`, `ZREVRANK` | 1 |
-/// | [`len`](SortedSetCache::len), [`is_empty`](SortedSetCache::is_empty) | `ZCARD` | 1 |
-/// | [`range`](SortedSetCache::range), [`range_rev`](SortedSetCache::range_rev) | `ZRANGE start stop [REV] WITHSCORES` | 1 |
-/// | [`range_by_score`](SortedSetCache::range_by_score), [`range_by_score_rev`](SortedSetCache::range_by_score_rev) | `ZRANGE min max BYSCORE [REV] [LIMIT offset count] WITHSCORES` | 1 |
-/// | [`iter`](SortedSetCache::iter), [`iter_rev`](SortedSetCache::iter_rev) | `ZRANGE start stop [REV] WITHSCORES`, 1,000 members a page | 1 per page |
-/// | [`extend`](SortedSetCache::extend) | one `ZADD` per 1,000 members (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL) | 1 per 1,000 |
-/// | [`exists`](SortedSetCache::exists), [`clear`](SortedSetCache::clear), [`ttl`](SortedSetCache::ttl), [`expire`](SortedSetCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 |
+/// | Method | Redis commands | Round trips | Lost reply |
+/// |---|---|---|---|
+/// | [`insert`](SortedSetCache::insert), [`insert_with`](SortedSetCache::insert_with) | `ZADD` (with a TTL: a script, `ZADD`, `PEXPIRE`) | 1 | resent |
+/// | [`incr_score`](SortedSetCache::incr_score) | `ZINCRBY` (with a TTL: a script, `ZINCRBY`, `PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`remove`](SortedSetCache::remove) | `ZREM` (with a TTL: a script, `ZREM`, `PEXPIRE`) | 1 | resent |
+/// | [`remove_range`](SortedSetCache::remove_range), [`remove_range_by_score`](SortedSetCache::remove_range_by_score) | `ZREMRANGEBYRANK`, `ZREMRANGEBYSCORE` (with a TTL: a script with `PEXPIRE`) | 1 | `OutcomeUnknown` (`remove_range`), resent (`remove_range_by_score`) |
+/// | [`pop_min`](SortedSetCache::pop_min), [`pop_max`](SortedSetCache::pop_max) | `ZPOPMIN`, `ZPOPMAX` (with a TTL: a script with `PEXPIRE`) | 1 | `OutcomeUnknown` |
+/// | [`count`](SortedSetCache::count) | `ZCOUNT` | 1 | resent |
+/// | [`score`](SortedSetCache::score), [`contains`](SortedSetCache::contains) | `ZSCORE` | 1 | resent |
+/// | [`rank`](SortedSetCache::rank), [`rank_rev`](SortedSetCache::rank_rev) | `ZRANK`, `ZREVRANK` | 1 | resent |
+/// | [`len`](SortedSetCache::len), [`is_empty`](SortedSetCache::is_empty) | `ZCARD` | 1 | resent |
+/// | [`range`](SortedSetCache::range), [`range_rev`](SortedSetCache::range_rev) | `ZRANGE start stop [REV] WITHSCORES` | 1 | resent |
+/// | [`range_by_score`](SortedSetCache::range_by_score), [`range_by_score_rev`](SortedSetCache::range_by_score_rev) | `ZRANGE min max BYSCORE [REV] [LIMIT offset count] WITHSCORES` | 1 | resent |
+/// | [`iter`](SortedSetCache::iter), [`iter_rev`](SortedSetCache::iter_rev) | `ZRANGE start stop [REV] WITHSCORES`, 1,000 members a page | 1 per page | resent |
+/// | [`extend`](SortedSetCache::extend) | one `ZADD` per 1,000 members (with a TTL: a script, `ZADD`, `PEXPIRE`) | 1 per 1,000 | resent |
+/// | [`exists`](SortedSetCache::exists), [`clear`](SortedSetCache::clear), [`ttl`](SortedSetCache::ttl), [`expire`](SortedSetCache::expire) | `EXISTS`, `DEL`, `PTTL`, `PEXPIRE` | 1 | resent |
 ///
 /// Every write applies the [TTL](Builder::ttl) as the [policy](crate::TtlPolicy) says, in the
-/// same round trip. Ranges and pages need Redis 6.2 or later (`ZRANGE ... BYSCORE`/`REV`).
+/// same round trip.
 ///
 /// # Example: a leaderboard
 ///
@@ -82,19 +90,19 @@ const BATCH: usize = 1000;
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
 pub struct SortedSetCache<T, C = Postcard> {
-    core: Arc<Core<C>>,
-    tag: Arc<TypeTag>,
+    engine: Arc<Engine<C>>,
+    tag: Arc<LazyTag>,
     _member: PhantomData<fn() -> T>,
 }
 
-crate::options::collection_handle! {
+crate::handle::collection_handle! {
     SortedSetCache[T],
     redis_type: "zset",
     extra: (),
-    clone: { core, tag, _member },
-    from_core: |core, ()| SortedSetCache {
-        core: Arc::new(core),
-        tag: Arc::new(TypeTag::of::<T>()),
+    clone: { engine, tag, _member },
+    from_engine: |engine, ()| SortedSetCache {
+        engine: Arc::new(engine),
+        tag: Arc::new(LazyTag::default()),
         _member: PhantomData,
     },
 }
@@ -240,6 +248,27 @@ fn score_arg(score: f64) -> String {
     }
 }
 
+/// The `start` and `stop` ranks of `ZRANGE`/`ZREMRANGEBYRANK` for `ranks`; `None` for an
+/// empty range.
+fn rank_bounds(ranks: &impl RangeBounds<usize>) -> Option<(i64, i64)> {
+    let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let start = match ranks.start_bound() {
+        Bound::Included(&s) => clamp(s),
+        Bound::Excluded(&s) => clamp(s).saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let stop = match ranks.end_bound() {
+        Bound::Included(&e) => clamp(e),
+        Bound::Excluded(&0) => return None,
+        Bound::Excluded(&e) => clamp(e) - 1,
+        Bound::Unbounded => -1,
+    };
+    if stop >= 0 && stop < start {
+        return None;
+    }
+    Some((start, stop))
+}
+
 /// A score bound for `ZRANGE ... BYSCORE`: `1.5`, `(1.5` (exclusive) or `-inf`/`+inf`.
 fn bound_arg(bound: Bound<&f64>, unbounded: &str) -> String {
     match bound {
@@ -251,11 +280,12 @@ fn bound_arg(bound: Bound<&f64>, unbounded: &str) -> String {
 
 impl<T, C> SortedSetCache<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     /// Adds `member` with `score`, or sets the score of an existing member; true when the
-    /// member is new. `ZADD` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round trip.
+    /// member is new. `ZADD` (with a TTL: a script running `ZADD` and `PEXPIRE`), one round
+    /// trip. Idempotent.
     ///
     /// # Errors
     ///
@@ -275,15 +305,19 @@ where
     {
         let bytes = self.encode(member)?;
         let score = self.check_score(score)?;
-        self.core.write(|pipe, k| {
-            pipe.cmd("ZADD").arg(k).arg(&score).arg(&bytes);
-        })
+        self.write(
+            "ZADD",
+            |cmd| {
+                cmd.arg(&score).arg(&bytes);
+            },
+            Retry::Idempotent,
+        )
     }
 
     /// Adds or updates `member` as `mode` allows (`ZADD` with `NX`, `XX`, `GT` or `LT`);
-    /// true when the member was added or its score changed (`ZADD ... CH`). `ZADD` (+
-    /// `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round trip. The TTL is applied even when
-    /// `mode` leaves the set unchanged.
+    /// true when the member was added or its score changed (`ZADD ... CH`). `ZADD` (with a
+    /// TTL: a script running `ZADD` and `PEXPIRE`), one round trip. The TTL is applied even
+    /// when `mode` leaves the set unchanged.
     ///
     /// # Errors
     ///
@@ -305,14 +339,13 @@ where
     {
         let bytes = self.encode(member)?;
         let score = self.check_score(score)?;
-        self.core.write(|pipe, k| {
-            pipe.cmd("ZADD")
-                .arg(k)
-                .arg(mode.flags())
-                .arg("CH")
-                .arg(&score)
-                .arg(&bytes);
-        })
+        self.write(
+            "ZADD",
+            |cmd| {
+                cmd.arg(mode.flags()).arg("CH").arg(&score).arg(&bytes);
+            },
+            Retry::Idempotent,
+        )
     }
 
     /// The score of `member`, or `None` when it is not in the set. `ZSCORE`, one round trip.
@@ -332,8 +365,19 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(member)?;
-        self.core
-            .run(|c, k| redis::cmd("ZSCORE").arg(k).arg(&bytes).query(c))
+        match self.engine.read_point(Point::Score(&bytes))? {
+            None => Ok(None),
+            Some(text) => std::str::from_utf8(&text)
+                .ok()
+                .and_then(|t| t.parse::<f64>().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::decode(
+                        self.engine.key_for_errors(),
+                        "ZSCORE did not return a number",
+                    )
+                }),
+        }
     }
 
     /// Whether `member` is in the set. `ZSCORE`, one round trip.
@@ -373,8 +417,7 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(member)?;
-        self.core
-            .run(|c, k| redis::cmd("ZRANK").arg(k).arg(&bytes).query(c))
+        self.read("ZRANK", &bytes)
     }
 
     /// The 0-based position of `member` in descending order (highest score first), or `None`
@@ -395,13 +438,13 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(member)?;
-        self.core
-            .run(|c, k| redis::cmd("ZREVRANK").arg(k).arg(&bytes).query(c))
+        self.read("ZREVRANK", &bytes)
     }
 
     /// Adds `by` to the score of `member` atomically (a missing member starts at 0) and
-    /// returns the new score. `ZINCRBY` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round
-    /// trip.
+    /// returns the new score. `ZINCRBY` (with a TTL: a script running `ZINCRBY` and
+    /// `PEXPIRE`), one round trip. Not sent again after a lost reply:
+    /// [`Error::OutcomeUnknown`].
     ///
     /// # Errors
     ///
@@ -420,13 +463,17 @@ where
     {
         let bytes = self.encode(member)?;
         let by = self.check_score(by)?;
-        self.core.write(|pipe, k| {
-            pipe.cmd("ZINCRBY").arg(k).arg(&by).arg(&bytes);
-        })
+        self.write(
+            "ZINCRBY",
+            |cmd| {
+                cmd.arg(&by).arg(&bytes);
+            },
+            Retry::Once,
+        )
     }
 
-    /// Removes `member`; true when it was in the set. `ZREM` (+ `PEXPIRE` in `MULTI`/`EXEC`
-    /// with a TTL), one round trip.
+    /// Removes `member`; true when it was in the set. `ZREM` (with a TTL: a script running
+    /// `ZREM` and `PEXPIRE`), one round trip. Idempotent.
     ///
     /// # Errors
     ///
@@ -443,9 +490,85 @@ where
         Q: Serialize + ?Sized,
     {
         let bytes = self.encode(member)?;
-        self.core.write(|pipe, k| {
-            pipe.cmd("ZREM").arg(k).arg(&bytes);
-        })
+        self.write(
+            "ZREM",
+            |cmd| {
+                cmd.arg(&bytes);
+            },
+            Retry::Idempotent,
+        )
+    }
+
+    /// Removes the members at the positions `ranks` in ascending order (0 is the lowest
+    /// score) and returns how many were removed. `ZREMRANGEBYRANK` (with a TTL: a script
+    /// running it and `PEXPIRE`), one round trip. Not sent again after a lost reply (the
+    /// positions move): [`Error::OutcomeUnknown`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WrongType`], connection errors.
+    ///
+    /// ```no_run
+    /// let board: redis_caches::SortedSetCache<String> = redis_caches::SortedSetCache::new("board");
+    /// // Keep the top 100: remove everyone below them.
+    /// let dropped = board.remove_range(..board.len()?.saturating_sub(100))?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn remove_range(&self, ranks: impl RangeBounds<usize>) -> Result<usize> {
+        let Some((start, stop)) = rank_bounds(&ranks) else {
+            return Ok(0);
+        };
+        self.write(
+            "ZREMRANGEBYRANK",
+            |cmd| {
+                cmd.arg(start).arg(stop);
+            },
+            Retry::Once,
+        )
+    }
+
+    /// Removes the members whose scores are in `scores` and returns how many were removed.
+    /// `ZREMRANGEBYSCORE` (with a TTL: a script running it and `PEXPIRE`), one round trip.
+    /// Idempotent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidScore`] for a NaN bound (nothing is sent), [`Error::WrongType`],
+    /// connection errors.
+    ///
+    /// ```no_run
+    /// let events: redis_caches::SortedSetCache<String> = redis_caches::SortedSetCache::new("events-by-time");
+    /// let expired = events.remove_range_by_score(..1_700_000_000.0)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn remove_range_by_score(&self, scores: impl RangeBounds<f64>) -> Result<usize> {
+        let (min, max) = self.score_bounds(&scores)?;
+        self.write(
+            "ZREMRANGEBYSCORE",
+            |cmd| {
+                cmd.arg(&min).arg(&max);
+            },
+            Retry::Idempotent,
+        )
+    }
+
+    /// How many members have a score in `scores`. `ZCOUNT`, one round trip.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidScore`] for a NaN bound (nothing is sent), [`Error::WrongType`],
+    /// connection errors.
+    ///
+    /// ```no_run
+    /// let board: redis_caches::SortedSetCache<String> = redis_caches::SortedSetCache::new("board");
+    /// let passing = board.count(50.0..)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn count(&self, scores: impl RangeBounds<f64>) -> Result<usize> {
+        let (min, max) = self.score_bounds(&scores)?;
+        let mut cmd = redis::cmd("ZCOUNT");
+        cmd.arg(&self.engine.resolved()?.key).arg(&min).arg(&max);
+        self.engine.query(&cmd, Retry::Idempotent)
     }
 
     /// The number of members. `ZCARD`, one round trip.
@@ -460,7 +583,9 @@ where
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn len(&self) -> Result<usize> {
-        self.core.run(|c, k| redis::cmd("ZCARD").arg(k).query(c))
+        let mut cmd = redis::cmd("ZCARD");
+        cmd.arg(&self.engine.resolved()?.key);
+        self.engine.query(&cmd, Retry::Idempotent)
     }
 
     /// Whether the set has no members (a missing key is an empty set). `ZCARD`, one round
@@ -481,7 +606,8 @@ where
 
     /// Removes and returns the member with the lowest score, with its score, or `None` when
     /// the set is empty. Among equal scores, the member whose encoded bytes sort first.
-    /// `ZPOPMIN` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round trip.
+    /// `ZPOPMIN` (with a TTL: a script running it and `PEXPIRE`), one round trip. Not sent
+    /// again after a lost reply: [`Error::OutcomeUnknown`].
     ///
     /// If several threads or processes pop at once, each member goes to exactly one of them.
     ///
@@ -500,7 +626,8 @@ where
     }
 
     /// Removes and returns the member with the highest score, with its score, or `None` when
-    /// the set is empty. `ZPOPMAX` (+ `PEXPIRE` in `MULTI`/`EXEC` with a TTL), one round trip.
+    /// the set is empty. `ZPOPMAX` (with a TTL: a script running it and `PEXPIRE`), one round
+    /// trip. Not sent again after a lost reply: [`Error::OutcomeUnknown`].
     ///
     /// # Errors
     ///
@@ -641,8 +768,10 @@ where
     }
 
     /// Adds every `(member, score)` pair (setting the score of members already there);
-    /// returns how many members were new. One `ZADD` per 1,000 pairs (+ `PEXPIRE` in
-    /// `MULTI`/`EXEC` with a TTL): one round trip per 1,000 pairs, none when `items` is empty.
+    /// returns how many members were new. One `ZADD` per 1,000 pairs (with a TTL: a script
+    /// running it and `PEXPIRE`): one round trip per 1,000 pairs, each with its own
+    /// `timeout`, none when `items` is empty. Accepts borrowed members
+    /// (`extend([("ada", 1.0)])` on a `SortedSetCache<String>`): see [`EncodesAs`].
     ///
     /// Each batch is atomic on its own, not the whole call: when a batch fails (a NaN score,
     /// a member that does not encode, a lost connection), the batches before it are stored
@@ -655,36 +784,40 @@ where
     ///
     /// ```no_run
     /// let board: redis_caches::SortedSetCache<String> = redis_caches::SortedSetCache::new("board");
-    /// board.extend([("ada".to_string(), 10.0), ("bob".to_string(), 7.5)])?;
+    /// board.extend([("ada", 10.0), ("bob", 7.5)])?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
     pub fn extend<I, M>(&self, items: I) -> Result<usize>
     where
         I: IntoIterator<Item = (M, f64)>,
-        M: Borrow<T>,
+        M: EncodesAs<T>,
     {
+        let mut call = self.engine.call()?;
         let mut added = 0;
         let mut items = items.into_iter().peekable();
         while items.peek().is_some() {
             let batch = items
                 .by_ref()
                 .take(BATCH)
-                .map(|(member, score)| {
-                    Ok((self.check_score(score)?, self.encode(member.borrow())?))
-                })
+                .map(|(member, score)| Ok((self.check_score(score)?, self.encode(&member)?)))
                 .collect::<Result<Vec<_>>>()?;
-            let n: usize = self.core.write(|pipe, k| {
-                let cmd = pipe.cmd("ZADD").arg(k);
-                for (score, member) in &batch {
-                    cmd.arg(score).arg(member);
-                }
-            })?;
+            call.next_batch();
+            let n: usize = self.engine.write(
+                &mut call,
+                "ZADD",
+                |cmd| {
+                    for (score, member) in &batch {
+                        cmd.arg(score).arg(member);
+                    }
+                },
+                Retry::Idempotent,
+            )?;
             added += n;
         }
         Ok(added)
     }
 
-    crate::options::key_methods! {
+    crate::handle::key_methods! {
         handle: "redis_caches::SortedSetCache::<u8>::new(\"k\")",
         exists: "Whether the key exists (an empty sorted set does not: Redis deletes it).",
         clear: "Deletes the whole sorted set; true when it existed.",
@@ -692,59 +825,89 @@ where
         expire: "Sets the key's time to live now; false when the key does not exist.",
     }
 
+    /// Encodes a member by the field rule (plain text for strings and integers, see
+    /// [`codec`](crate::codec#fields-and-members)).
     fn encode<Q: Serialize + ?Sized>(&self, value: &Q) -> Result<Vec<u8>> {
-        self.core.encode_item(&self.tag, value)
+        self.engine.encode_member(self.tag(), value)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<T> {
-        self.core.decode_item(&self.tag, bytes)
+        self.engine
+            .decode_member(self.tag(), bytes, || self.engine.key_for_errors())
+    }
+
+    fn tag(&self) -> &crate::codec::TypeTag {
+        self.tag.get::<T>(self.engine.schema_version())
+    }
+
+    /// `command key member`, one round trip.
+    fn read<R: redis::FromRedisValue>(&self, command: &str, member: &[u8]) -> Result<R> {
+        let mut cmd = redis::cmd(command);
+        cmd.arg(&self.engine.resolved()?.key).arg(member);
+        self.engine.query(&cmd, Retry::Idempotent)
+    }
+
+    /// A write with the collection's TTL, one round trip.
+    fn write<R: redis::FromRedisValue>(
+        &self,
+        command: &str,
+        args: impl Fn(&mut redis::Cmd),
+        retry: Retry,
+    ) -> Result<R> {
+        self.engine
+            .write(&mut self.engine.call()?, command, args, retry)
     }
 
     /// The score as a command argument, or [`Error::InvalidScore`] for NaN.
     fn check_score(&self, score: f64) -> Result<String> {
         if score.is_nan() {
             return Err(Error::InvalidScore {
-                key: self.core.key_for_errors(),
+                key: self.engine.key_for_errors(),
             });
+        }
+        if let Some(why) = self.engine.options.layout.refuse_score(score) {
+            return Err(Error::encode(self.engine.key_for_errors(), why));
         }
         Ok(score_arg(score))
     }
 
+    /// The `min` and `max` arguments for `scores`, or [`Error::InvalidScore`] for a NaN bound.
+    fn score_bounds(&self, scores: &impl RangeBounds<f64>) -> Result<(String, String)> {
+        let bounds = [scores.start_bound(), scores.end_bound()];
+        if bounds
+            .iter()
+            .any(|b| matches!(b, Bound::Included(s) | Bound::Excluded(s) if s.is_nan()))
+        {
+            return Err(Error::InvalidScore {
+                key: self.engine.key_for_errors(),
+            });
+        }
+        Ok((
+            bound_arg(scores.start_bound(), "-inf"),
+            bound_arg(scores.end_bound(), "+inf"),
+        ))
+    }
+
     fn pop(&self, command: &str) -> Result<Option<(T, f64)>> {
-        let reply: redis::Value = self.core.write(|pipe, k| {
-            pipe.cmd(command).arg(k);
-        })?;
+        let reply: redis::Value = self.write(command, |_| {}, Retry::Once)?;
         Ok(self.pairs(reply)?.into_iter().next())
     }
 
     fn rank_range(&self, ranks: impl RangeBounds<usize>, rev: bool) -> Result<Vec<(T, f64)>> {
-        let clamp = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        let start = match ranks.start_bound() {
-            Bound::Included(&s) => clamp(s),
-            Bound::Excluded(&s) => clamp(s).saturating_add(1),
-            Bound::Unbounded => 0,
-        };
-        let stop = match ranks.end_bound() {
-            Bound::Included(&e) => clamp(e),
-            Bound::Excluded(&0) => return Ok(Vec::new()),
-            Bound::Excluded(&e) => clamp(e) - 1,
-            Bound::Unbounded => -1,
-        };
-        if stop >= 0 && stop < start {
-            return Ok(Vec::new());
+        match rank_bounds(&ranks) {
+            Some((start, stop)) => self.zrange(start, stop, rev),
+            None => Ok(Vec::new()),
         }
-        self.zrange(start, stop, rev)
     }
 
     fn zrange(&self, start: i64, stop: i64, rev: bool) -> Result<Vec<(T, f64)>> {
-        let reply: redis::Value = self.core.run(|c, k| {
-            let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(k).arg(start).arg(stop);
-            if rev {
-                cmd.arg("REV");
-            }
-            cmd.arg("WITHSCORES").query(c)
-        })?;
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&self.engine.resolved()?.key).arg(start).arg(stop);
+        if rev {
+            cmd.arg("REV");
+        }
+        cmd.arg("WITHSCORES");
+        let reply: redis::Value = self.engine.query(&cmd, Retry::Idempotent)?;
         self.pairs(reply)
     }
 
@@ -754,45 +917,36 @@ where
         limit: Limit,
         rev: bool,
     ) -> Result<Vec<(T, f64)>> {
-        let bounds = [scores.start_bound(), scores.end_bound()];
-        if bounds
-            .iter()
-            .any(|b| matches!(b, Bound::Included(s) | Bound::Excluded(s) if s.is_nan()))
-        {
-            return Err(Error::InvalidScore {
-                key: self.core.key_for_errors(),
-            });
-        }
-        let min = bound_arg(scores.start_bound(), "-inf");
-        let max = bound_arg(scores.end_bound(), "+inf");
+        let (min, max) = self.score_bounds(&scores)?;
         if limit.count == Some(0) {
             return Ok(Vec::new());
         }
-        let reply: redis::Value = self.core.run(|c, k| {
-            let mut cmd = redis::cmd("ZRANGE");
-            cmd.arg(k);
-            if rev {
-                cmd.arg(&max).arg(&min).arg("BYSCORE").arg("REV");
-            } else {
-                cmd.arg(&min).arg(&max).arg("BYSCORE");
-            }
-            if limit != Limit::ALL {
-                let count = limit
-                    .count
-                    .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-                cmd.arg("LIMIT").arg(limit.offset).arg(count);
-            }
-            cmd.arg("WITHSCORES").query(c)
-        })?;
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&self.engine.resolved()?.key);
+        if rev {
+            cmd.arg(&max).arg(&min).arg("BYSCORE").arg("REV");
+        } else {
+            cmd.arg(&min).arg(&max).arg("BYSCORE");
+        }
+        if limit != Limit::ALL {
+            let count = limit
+                .count
+                .map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            cmd.arg("LIMIT").arg(limit.offset).arg(count);
+        }
+        cmd.arg("WITHSCORES");
+        let reply: redis::Value = self.engine.query(&cmd, Retry::Idempotent)?;
         self.pairs(reply)
     }
 
     /// Member/score pairs from a `WITHSCORES` or `ZPOPMIN` reply: flat (`[m, s, m, s]`,
     /// RESP2) or nested (`[[m, s], ...]`, RESP3).
     fn pairs(&self, reply: redis::Value) -> Result<Vec<(T, f64)>> {
-        let malformed = |what: &str| Error::Decode {
-            key: self.core.key_for_errors(),
-            reason: format!("unexpected reply from redis: {what}"),
+        let malformed = |what: &str| {
+            Error::decode(
+                self.engine.key_for_errors(),
+                format_args!("unexpected reply from redis: {what}"),
+            )
         };
         let items = match reply {
             redis::Value::Nil => return Ok(Vec::new()),
@@ -856,7 +1010,7 @@ impl<T, C: Codec> fmt::Debug for Iter<T, C> {
 
 impl<T, C> Iterator for Iter<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     type Item = Result<(T, f64)>;
@@ -874,14 +1028,14 @@ where
 
 impl<T, C> std::iter::FusedIterator for Iter<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
 }
 
 impl<T, C> IntoIterator for &SortedSetCache<T, C>
 where
-    T: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned + 'static,
     C: Codec,
 {
     type Item = Result<(T, f64)>;

@@ -2,21 +2,25 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 use once_cell::sync::OnceCell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+#[allow(deprecated)]
+use super::WhenUnavailable;
 use super::{
     BytesFn, DefaultFn, Func, Inner, KeepFn, KeyFn, Memo, Mode, RefreshPool, RenderFn, Storage,
-    WhenUnavailable, keys,
+    keys,
 };
 use crate::codec::{Codec, Postcard};
 use crate::connection::ConnectionRef;
+use crate::engine::{Engine, PlacementFn};
 use crate::error::Error;
 use crate::key::{IntoKey, Key};
+use crate::options::{Options, OutagePolicy, TtlPolicy, check_ttl};
 
 /// How the arguments become key parts, before [`MemoBuilder::build`] combines it with the
 /// key style.
@@ -24,6 +28,23 @@ enum ArgKey<A> {
     Bytes(Arc<BytesFn<A>>),
     Parts(Arc<KeyFn<A>>),
     Template(keys::Template, Arc<RenderFn<A>>),
+}
+
+/// Where a memo placed in a region keeps its results: fields of the region's hash, found at
+/// run time like every region's (see [`Region::memo`](crate::Region::memo)). Made by the
+/// region, so that this module knows nothing of regions.
+pub(crate) struct InRegion {
+    /// The region's name parts and options: its engine is the memo's.
+    pub(crate) key: Key,
+    pub(crate) connection: ConnectionRef,
+    pub(crate) prefix: Option<String>,
+    pub(crate) placement: Arc<PlacementFn>,
+    /// The region's TTL and policy, which its hash (and so the memo's results) follows.
+    pub(crate) ttl: Option<Duration>,
+    pub(crate) ttl_policy: TtlPolicy,
+    /// The region's near cache, which the memo's fresh hits use unless its builder names
+    /// another.
+    pub(crate) near: Option<crate::NearCache>,
 }
 
 /// How encoded arguments are written in keys.
@@ -36,7 +57,7 @@ enum KeyStyle {
 /// Configures a [`Memo`] before it is built; from [`Memo::builder`] or [`Memo::try_builder`].
 ///
 /// Defaults: no TTL, no stale state, lock timeout 10 s, wait timeout 5 s, no default value,
-/// every result cached, statistics on, [`WhenUnavailable::ReturnError`], enabled,
+/// every result cached, statistics on, [`OutagePolicy::Fail`], enabled,
 /// [`RefreshPool::global`], the `"default"` connection, keys from the escaped postcard
 /// encoding of the arguments.
 ///
@@ -48,14 +69,14 @@ enum KeyStyle {
 ///
 /// ```
 /// use std::time::Duration;
-/// use redis_caches::memo::{Memo, WhenUnavailable};
+/// use redis_caches::{OutagePolicy, memo::Memo};
 ///
 /// let rates = Memo::builder("fx-rate", |(from, to): (String, String)| 1.0f64)
 ///     .connection("rates")
 ///     .ttl(Duration::from_secs(600))
 ///     .refresh(Duration::from_secs(60))
 ///     .lock_timeout(Duration::from_secs(5))
-///     .when_unavailable(WhenUnavailable::Compute)
+///     .on_outage(OutagePolicy::Miss)
 ///     .build();
 /// assert!(format!("{rates:?}").contains("fx-rate"));
 /// ```
@@ -73,10 +94,13 @@ pub struct MemoBuilder<A, R, E = Error> {
     default: Option<Arc<DefaultFn<R>>>,
     cache_if: Option<Arc<KeepFn<R>>>,
     stats: bool,
-    unavailable: WhenUnavailable,
+    outage: OutagePolicy,
     enabled: bool,
     pool: RefreshPool,
+    near: Option<crate::NearCache>,
+    region: Option<InRegion>,
     problems: Vec<String>,
+    schema_version: Option<u32>,
 }
 
 impl<A, R, E> fmt::Debug for MemoBuilder<A, R, E> {
@@ -108,10 +132,13 @@ where
             default: None,
             cache_if: None,
             stats: true,
-            unavailable: WhenUnavailable::ReturnError,
+            outage: OutagePolicy::Fail,
             enabled: true,
             pool: RefreshPool::global(),
+            near: None,
+            region: None,
             problems: Vec::new(),
+            schema_version: None,
         }
     }
 
@@ -128,8 +155,27 @@ where
         self
     }
 
-    /// Keys from a projection of the arguments instead of all of them (`rediscache`'s
-    /// `use_args`/`use_kwargs`): `f` returns the part that identifies the result, which is
+    /// Puts `version` into the fingerprint of every stored result: bump it when the result
+    /// type keeps its shape but changes its meaning (a `u64` price goes from cents to
+    /// millicents). Results stored under another version (or another shape, or by format
+    /// v1) are a miss: computed again and written over, like any result of an older build
+    /// (see [stale results](crate::Memo#results-of-another-shape)). For a result type whose
+    /// shape cannot be traced, any version lets [`Postcard`] store it. A memo in a region
+    /// ([`Region::memo`](crate::Region::memo)) has its own version, not the region's.
+    ///
+    /// ```
+    /// use redis_caches::memo::Memo;
+    ///
+    /// // Version 2: prices in millicents (version 1 stored cents, in the same `u64`).
+    /// let price = Memo::builder("price", |id: u64| id * 100_000).schema_version(2).build();
+    /// # let _ = price;
+    /// ```
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.schema_version = Some(version);
+        self
+    }
+
+    /// Keys from a projection of the arguments instead of all of them: `f` returns the part that identifies the result, which is
     /// encoded like arguments are. Arguments left out do not change the key.
     ///
     /// ```
@@ -151,9 +197,15 @@ where
 
     /// Fills a key template from the arguments: `{name}` takes the field `name` of an
     /// argument struct, `{0}`, `{1}` the elements of a tuple (or `{0}` a single scalar);
-    /// `{{` and `}}` are literal braces. Values are written with `%`, `:`, `{`, `}`,
-    /// whitespace and control characters escaped as `%XX`. Flask-CacheOBJ's
-    /// `'item:{item_id}'`.
+    /// `{{` and `}}` are literal braces.
+    ///
+    /// Arguments that differ in a field the template names never share a key: values are
+    /// written with `%`, `:`, `{`, `}`, whitespace, control characters and the first
+    /// character of the text after each placeholder escaped as `%XX`, and `None` as `%-`
+    /// (so `None` and `Some("")` differ). So that this holds, two placeholders need text
+    /// between them and the template may not contain `%` (else the first call returns
+    /// [`Error::Config`]), and arguments holding an option of an option are refused
+    /// ([`Error::InvalidKey`]: `Some(None)` would be written as `None` is).
     ///
     /// The result is one key part: `{memo:<name>}.v.item:7`.
     ///
@@ -241,7 +293,7 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
     /// [`ttl`](MemoBuilder::ttl) ends. A stale result is returned at once and recomputed in
     /// the background (one refresh per arguments at a time, across processes); a failed
     /// refresh keeps the stale result until the TTL, and is retried after the
-    /// [`lock_timeout`](MemoBuilder::lock_timeout). `rediscache`'s `refresh` and `expire`.
+    /// [`lock_timeout`](MemoBuilder::lock_timeout).
     ///
     /// `refresh` must be shorter than the TTL (the age is read from the value's `PTTL`, so
     /// every process agrees without comparing clocks); otherwise the first call returns
@@ -261,7 +313,7 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
     }
 
     /// How long the refresh lock lasts (default 10 s): after this, another caller may compute
-    /// the same arguments even if the first has not finished (`rediscache`'s `retry`). Set it
+    /// the same arguments even if the first has not finished. Set it
     /// above the function's longest run: a result computed after its lock expired is returned
     /// but not stored. A failed background refresh keeps the lock until it expires, so
     /// retries of a failing function are spaced by this much.
@@ -291,7 +343,7 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
     }
 
     /// On a miss, return `value` at once and compute the result in the background, instead
-    /// of waiting for it (`rediscache`'s `wait=False`). The default is never stored, not even
+    /// of waiting for it. The default is never stored, not even
     /// when the computation fails.
     ///
     /// ```
@@ -309,7 +361,7 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
     }
 
     /// Stores only results for which `keep` returns true; others are returned and computed
-    /// again next time (`caches`' `canary`).
+    /// again next time.
     ///
     /// ```
     /// let m = redis_caches::memo::Memo::builder("f", |x: i32| x - 1).cache_if(|r: &i32| *r >= 0).build();
@@ -334,16 +386,34 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
         self
     }
 
-    /// What a call does when Redis is unreachable. Default: [`WhenUnavailable::ReturnError`].
+    /// What a call does when Redis is unreachable or refuses writes: [`OutagePolicy::Fail`]
+    /// (the default) returns the error, [`OutagePolicy::Miss`] runs the function and returns
+    /// its result without storing it (each call then pays the connection failure first; keep
+    /// the DSN's timeouts short). A value already cached is served even when the server
+    /// refuses writes, under either policy.
     ///
     /// ```
+    /// use redis_caches::{OutagePolicy, memo::Memo};
+    /// let m = Memo::builder("f", |x: u8| x).on_outage(OutagePolicy::Miss).build();
+    /// # let _ = m;
+    /// ```
+    pub fn on_outage(mut self, policy: OutagePolicy) -> Self {
+        self.outage = policy;
+        self
+    }
+
+    /// What a call does when Redis is unreachable: see [`on_outage`](MemoBuilder::on_outage).
+    ///
+    /// ```
+    /// # #![allow(deprecated)]
     /// use redis_caches::memo::{Memo, WhenUnavailable};
     /// let m = Memo::builder("f", |x: u8| x).when_unavailable(WhenUnavailable::Compute).build();
     /// # let _ = m;
     /// ```
-    pub fn when_unavailable(mut self, policy: WhenUnavailable) -> Self {
-        self.unavailable = policy;
-        self
+    #[deprecated(since = "0.2.0", note = "use `on_outage(OutagePolicy::..)`")]
+    #[allow(deprecated)]
+    pub fn when_unavailable(self, policy: WhenUnavailable) -> Self {
+        self.on_outage(policy.into())
     }
 
     /// Builds the function with caching switched off; [`Memo::enable`] turns it on.
@@ -369,6 +439,36 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
         self
     }
 
+    /// Answers fresh hits from `near`, a process-local cache that Redis keeps correct (see
+    /// [`NearCache`](crate::NearCache)): a fresh hit then costs no command. Results stored as
+    /// one value, and results of a [memo in a region](crate::Region::memo) (which uses the
+    /// region's near cache unless this names another), only: [`MemoList`](super::MemoList)s
+    /// and other [hash-field](MemoBuilder::build_hash_field) memos always read from Redis. A
+    /// copy is used only while the result is fresh: once it is older than
+    /// [`refresh`](MemoBuilder::refresh), the call goes to Redis, which serves it stale and
+    /// starts its refresh (a memo in a region never refreshes: its copy lasts until the
+    /// result, its region or a region above it changes, or the region's hash expires). Hits
+    /// from the near cache are counted in [`MemoStats::hits`](super::MemoStats::hits) of this
+    /// process only. The connection's `near_cache` DSN option applies too.
+    ///
+    /// Cost: a call without a usable copy first reads the result into the near cache (one
+    /// round trip, on the tracking connection); only when that finds no fresh result does it
+    /// go on as without a near cache. So a miss costs one round trip more than without it
+    /// (three scripts for a memo in a region: the read for the copy, the read that takes the
+    /// lock, the store), and a memo whose calls mostly compute is better without one.
+    ///
+    /// ```
+    /// use redis_caches::{memo::Memo, NearCache};
+    /// let square = Memo::builder("square", |x: u64| x * x)
+    ///     .near_cache(NearCache::with_capacity(1_000))
+    ///     .build();
+    /// # let _ = square;
+    /// ```
+    pub fn near_cache(mut self, near: crate::NearCache) -> Self {
+        self.near = Some(near);
+        self
+    }
+
     /// Builds the memoized function. No I/O.
     ///
     /// ```
@@ -390,11 +490,24 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
             default,
             cache_if,
             stats,
-            unavailable,
+            outage,
             enabled,
             pool,
+            near,
+            region,
             mut problems,
+            schema_version,
         } = self;
+        for (what, d) in [("ttl", ttl), ("refresh", refresh)] {
+            if let Some(d) = d
+                && let Err(problem) = check_ttl(d)
+            {
+                problems.push(format!("{what}: {problem}"));
+            }
+        }
+        if let Err(problem) = check_ttl(lock_timeout) {
+            problems.push(format!("lock timeout: {problem}"));
+        }
         if name.is_empty() || name.contains(['{', '}']) {
             problems.push(format!(
                 "the name {name:?} must be non-empty and free of '{{' and '}}'"
@@ -417,9 +530,7 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
                 );
             }
         }
-        if lock_timeout.is_zero() {
-            problems.push("the lock timeout must not be zero".into());
-        }
+
         let key: Box<KeyFn<A>> = match args {
             ArgKey::Bytes(bytes) => Box::new(move |a: &A| {
                 let encoded = bytes(a)?;
@@ -434,6 +545,53 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
                 Box::new(move |a: &A| Ok(Key::from_parts([render(a, &template)?])))
             }
         };
+        let mut storage = storage;
+        let (engine, region_ttl) = match region {
+            Some(place) => {
+                // The results are fields of the region's hash: its TTL is theirs.
+                if ttl.is_some() || refresh.is_some() {
+                    problems.push(
+                        "a memo in a region keeps its results in the region's hash, whose TTL \
+                         is the region's: set the TTL on the region, not on the memo"
+                            .into(),
+                    );
+                }
+                if storage.mode == Mode::List {
+                    problems.push("a memo in a region stores single values, not lists".into());
+                }
+                storage.mode = Mode::HashField;
+                let engine = Engine::new(
+                    place.key,
+                    Options {
+                        connection: place.connection,
+                        prefix: place.prefix,
+                        near: near.or(place.near),
+                        ..Options::default()
+                    },
+                    "hash",
+                    Some(place.placement),
+                );
+                (engine, Some((place.ttl, place.ttl_policy)))
+            }
+            None => {
+                let redis_type = match storage.mode {
+                    Mode::Value => "string",
+                    Mode::List => "list",
+                    Mode::HashField => "hash",
+                };
+                let engine = Engine::new(
+                    Key::from_parts([format!("memo:{name}")]).with_hash_tag(),
+                    Options {
+                        connection: connection.clone(),
+                        near,
+                        ..Options::default()
+                    },
+                    redis_type,
+                    None,
+                );
+                (engine, None)
+            }
+        };
         Memo {
             inner: Arc::new(Inner {
                 name,
@@ -441,7 +599,9 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
                 key,
                 storage,
                 connection,
+                engine,
                 resolved: OnceCell::new(),
+                region: region_ttl,
                 ttl,
                 refresh,
                 lock_timeout,
@@ -449,10 +609,14 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
                 default,
                 cache_if,
                 stats,
-                unavailable,
+                outage,
+                unrecorded: AtomicU64::new(0),
+                near_hits: AtomicU64::new(0),
+                orphans: std::sync::Mutex::new(Vec::new()),
                 enabled: AtomicBool::new(enabled),
                 pool,
                 config_error: (!problems.is_empty()).then(|| problems.join("; ")),
+                schema_version,
             }),
         }
     }
@@ -461,14 +625,31 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
         self.storage = storage;
     }
 
+    /// Places the memo's results in a region (see [`InRegion`]); its connection is the
+    /// region's.
+    pub(crate) fn in_region(mut self, place: InRegion) -> Self {
+        self.connection = place.connection.clone();
+        self.region = Some(place);
+        self
+    }
+
+    /// Records that `what` cannot be kept in a region, when the memo is placed in one.
+    pub(crate) fn refuse_in_region(&mut self, what: &str) {
+        if self.region.is_some() {
+            self.problems.push(format!(
+                "{what} cannot be kept in a region; build() a plain memo"
+            ));
+        }
+    }
+
     pub(crate) fn storage_mode(&mut self, mode: Mode) {
         self.storage.mode = mode;
     }
 }
 
 impl<A: 'static, T: 'static, E> MemoBuilder<A, Option<T>, E> {
-    /// Does not store `None` results: they are computed again at the next call (as `caches`
-    /// and Flask-CacheOBJ do). By default `None` is cached like any other result.
+    /// Does not store `None` results: they are computed again at the next call. By default
+    /// `None` is cached like any other result.
     ///
     /// ```
     /// let find = redis_caches::memo::Memo::builder("find", |id: u32| (id % 2 == 0).then_some(id))

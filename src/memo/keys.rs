@@ -5,12 +5,26 @@
 //!   processes, builds and platforms: postcard's format is fixed and documented, unlike
 //!   `std::hash::Hash`.
 //! - [`hash`]: SHA-1 of the same bytes, 40 hex digits, for long arguments.
-//! - [`Template`]: `"item:{id}"` filled from the fields of a serde struct or tuple.
+//! - [`Template`]: `"item:{id}"` filled from the fields of a serde struct or tuple,
+//!   injective too: values are escaped so that they cannot run into the text between
+//!   placeholders, and `None` is written `%-`, which no value's escaping produces.
 
 use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 use serde::ser::{self, Impossible};
+
+/// The first bytes of every memoized result kept as a field of a region's hash (by a memo
+/// placed in a region, and by the deprecated `Memoized`): the postcard codec's header for a
+/// type tagged `RegionMemo`. No entry key field starts with them: postcard-encoded keys carry
+/// the header of `String`, raw and JSON keys are UTF-8, which these bytes are not.
+pub(crate) fn field_header() -> Vec<u8> {
+    use crate::codec::{Codec, Postcard, TypeTag};
+    // Encoding a unit gives exactly the header.
+    Postcard
+        .encode(&(), &TypeTag::internal("RegionMemo"))
+        .unwrap_or_default()
+}
 
 /// `%XX` for every byte outside `!`..=`~`, and for `%` itself.
 pub(crate) fn escape(bytes: &[u8]) -> String {
@@ -42,10 +56,21 @@ pub(crate) fn encode_args<T: Serialize + ?Sized>(args: &T) -> Result<Vec<u8>, St
 
 /// A parsed key template: literal text and `{name}` / `{0}` placeholders; `{{` and `}}` are
 /// literal braces.
+///
+/// Rendering is injective (distinct values of the fields it names give distinct keys): two
+/// placeholders must have text between them, the text may not contain `%` (the escape
+/// character), and a value has `%` and the first character of every text that follows a
+/// placeholder escaped, so where a value ends is never in doubt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Template {
     segments: Vec<Segment>,
+    /// The first character of each literal that follows a placeholder: escaped in values.
+    stops: Vec<char>,
 }
+
+/// How a `None` (at any level) is written: `%` followed by a character that is not a hex
+/// digit, which escaping never produces, so that `None` and `Some("")` differ.
+const NONE: &str = "%-";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Segment {
@@ -94,10 +119,20 @@ impl Template {
                     }
                     if !literal.is_empty() {
                         segments.push(Segment::Literal(std::mem::take(&mut literal)));
+                    } else if matches!(segments.last(), Some(Segment::Field(_))) {
+                        return Err(format!(
+                            "the key template {text:?} has two placeholders with no text \
+                             between them: their values could run together"
+                        ));
                     }
                     segments.push(Segment::Field(name));
                 }
                 '}' => return Err(format!("the key template {text:?} has a lone '}}'")),
+                '%' => {
+                    return Err(format!(
+                        "the key template {text:?} has a '%', which is reserved for escapes"
+                    ));
+                }
                 c => literal.push(c),
             }
         }
@@ -107,16 +142,25 @@ impl Template {
         if segments.is_empty() {
             return Err("the key template is empty".into());
         }
-        Ok(Template { segments })
+        let stops = segments
+            .windows(2)
+            .filter_map(|pair| match pair {
+                [Segment::Field(_), Segment::Literal(text)] => text.chars().next(),
+                _ => None,
+            })
+            .collect();
+        Ok(Template { segments, stops })
     }
 
     /// Fills the template from `args`, a struct (by field name), a tuple (by index) or a
-    /// single scalar (`{0}`). Values are written with `%`, `:`, `{`, `}`, whitespace and
-    /// control characters escaped as `%XX`, so a value cannot forge a separator.
+    /// single scalar (`{0}`). Values are written with `%`, `:`, `{`, `}`, whitespace,
+    /// control characters and the template's stops escaped as `%XX`, so a value cannot
+    /// forge a separator; `None` is [`NONE`].
     pub(crate) fn render<T: Serialize + ?Sized>(&self, args: &T) -> Result<String, String> {
         let mut fields = Fields::default();
         args.serialize(FieldCollector {
             fields: &mut fields,
+            optional: false,
         })
         .map_err(|e| e.0)?;
         let mut out = String::new();
@@ -141,7 +185,10 @@ impl Template {
                                     .join(", ")
                             )
                         })?;
-                    escape_value(value, &mut out);
+                    match value {
+                        None => out.push_str(NONE),
+                        Some(value) => escape_value(value, &self.stops, &mut out),
+                    }
                 }
             }
         }
@@ -149,9 +196,13 @@ impl Template {
     }
 }
 
-fn escape_value(value: &str, out: &mut String) {
+fn escape_value(value: &str, stops: &[char], out: &mut String) {
     for c in value.chars() {
-        if matches!(c, '%' | ':' | '{' | '}') || c.is_whitespace() || c.is_control() {
+        if matches!(c, '%' | ':' | '{' | '}')
+            || c.is_whitespace()
+            || c.is_control()
+            || stops.contains(&c)
+        {
             let mut buf = [0; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 let _ = write!(out, "%{b:02X}");
@@ -162,8 +213,9 @@ fn escape_value(value: &str, out: &mut String) {
     }
 }
 
+/// Field name -> its value as text, `None` for a `None`.
 #[derive(Default)]
-struct Fields(Vec<(String, String)>);
+struct Fields(Vec<(String, Option<String>)>);
 
 #[derive(Debug)]
 struct TemplateError(String);
@@ -192,29 +244,31 @@ fn unsupported(what: &str) -> TemplateError {
 /// The top level: collects fields by name (struct) or index (tuple), or one scalar as `0`.
 struct FieldCollector<'a> {
     fields: &'a mut Fields,
+    /// Inside a `Some`: a `None` here would be written as the outer `None` is.
+    optional: bool,
 }
 
-/// Renders one scalar to text.
+/// Renders one scalar to text (`None` for a `None`).
 struct Scalar;
 
 macro_rules! scalar_display {
     ($($method:ident: $t:ty),*) => {$(
-        fn $method(self, v: $t) -> Result<String, TemplateError> {
-            Ok(v.to_string())
+        fn $method(self, v: $t) -> Result<Option<String>, TemplateError> {
+            Ok(Some(v.to_string()))
         }
     )*};
 }
 
 impl ser::Serializer for Scalar {
-    type Ok = String;
+    type Ok = Option<String>;
     type Error = TemplateError;
-    type SerializeSeq = Impossible<String, TemplateError>;
-    type SerializeTuple = Impossible<String, TemplateError>;
-    type SerializeTupleStruct = Impossible<String, TemplateError>;
-    type SerializeTupleVariant = Impossible<String, TemplateError>;
-    type SerializeMap = Impossible<String, TemplateError>;
-    type SerializeStruct = Impossible<String, TemplateError>;
-    type SerializeStructVariant = Impossible<String, TemplateError>;
+    type SerializeSeq = Impossible<Option<String>, TemplateError>;
+    type SerializeTuple = Impossible<Option<String>, TemplateError>;
+    type SerializeTupleStruct = Impossible<Option<String>, TemplateError>;
+    type SerializeTupleVariant = Impossible<Option<String>, TemplateError>;
+    type SerializeMap = Impossible<Option<String>, TemplateError>;
+    type SerializeStruct = Impossible<Option<String>, TemplateError>;
+    type SerializeStructVariant = Impossible<Option<String>, TemplateError>;
 
     scalar_display!(
         serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
@@ -223,34 +277,37 @@ impl ser::Serializer for Scalar {
         serialize_f64: f64, serialize_char: char, serialize_str: &str
     );
 
-    fn serialize_bytes(self, _: &[u8]) -> Result<String, TemplateError> {
+    fn serialize_bytes(self, _: &[u8]) -> Result<Option<String>, TemplateError> {
         Err(unsupported("bytes"))
     }
-    fn serialize_none(self) -> Result<String, TemplateError> {
-        Ok(String::new())
+    fn serialize_none(self) -> Result<Option<String>, TemplateError> {
+        Ok(None)
     }
-    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<String, TemplateError> {
-        v.serialize(self)
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<Option<String>, TemplateError> {
+        // `Some(None)` would be written as `None` is.
+        v.serialize(self)?
+            .map(Some)
+            .ok_or_else(|| unsupported("an option of an option"))
     }
-    fn serialize_unit(self) -> Result<String, TemplateError> {
-        Ok(String::new())
+    fn serialize_unit(self) -> Result<Option<String>, TemplateError> {
+        Ok(Some(String::new()))
     }
-    fn serialize_unit_struct(self, name: &'static str) -> Result<String, TemplateError> {
-        Ok(name.to_string())
+    fn serialize_unit_struct(self, name: &'static str) -> Result<Option<String>, TemplateError> {
+        Ok(Some(name.to_string()))
     }
     fn serialize_unit_variant(
         self,
         _: &'static str,
         _: u32,
         variant: &'static str,
-    ) -> Result<String, TemplateError> {
-        Ok(variant.to_string())
+    ) -> Result<Option<String>, TemplateError> {
+        Ok(Some(variant.to_string()))
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _: &'static str,
         v: &T,
-    ) -> Result<String, TemplateError> {
+    ) -> Result<Option<String>, TemplateError> {
         v.serialize(self)
     }
     fn serialize_newtype_variant<T: Serialize + ?Sized>(
@@ -259,7 +316,7 @@ impl ser::Serializer for Scalar {
         _: u32,
         _: &'static str,
         _: &T,
-    ) -> Result<String, TemplateError> {
+    ) -> Result<Option<String>, TemplateError> {
         Err(unsupported("an enum variant with data"))
     }
     fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, TemplateError> {
@@ -337,11 +394,20 @@ impl<'a> ser::Serializer for FieldCollector<'a> {
         Err(unsupported("bytes"))
     }
     fn serialize_none(self) -> Result<(), TemplateError> {
-        self.fields.0.push(("0".into(), String::new()));
+        if self.optional {
+            return Err(unsupported("an option of an option"));
+        }
+        self.fields.0.push(("0".into(), None));
         Ok(())
     }
     fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), TemplateError> {
-        v.serialize(self)
+        if self.optional {
+            return Err(unsupported("an option of an option"));
+        }
+        v.serialize(FieldCollector {
+            fields: self.fields,
+            optional: true,
+        })
     }
     fn serialize_unit(self) -> Result<(), TemplateError> {
         Ok(())
@@ -355,7 +421,7 @@ impl<'a> ser::Serializer for FieldCollector<'a> {
         _: u32,
         variant: &'static str,
     ) -> Result<(), TemplateError> {
-        self.fields.0.push(("0".into(), variant.to_string()));
+        self.fields.0.push(("0".into(), Some(variant.to_string())));
         Ok(())
     }
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -554,7 +620,8 @@ mod tests {
                 .unwrap()
                 .render(&item)
                 .unwrap(),
-            "{x}"
+            "{x}%-",
+            "None has a rendering of its own"
         );
         assert!(Template::parse("a{").is_err());
         assert!(Template::parse("a}").is_err());
@@ -570,5 +637,110 @@ mod tests {
             "{missing}"
         );
         assert!(Template::parse("{0}").unwrap().render(&vec![1]).is_err());
+    }
+
+    #[test]
+    fn templates_that_could_render_two_arguments_alike_are_refused() {
+        for ambiguous in ["{a}{b}", "x{0}{1}y", "{a}%{b}", "100%{a}"] {
+            assert!(Template::parse(ambiguous).is_err(), "{ambiguous}");
+        }
+        let t = Template::parse("{0}").unwrap();
+        let none: Option<&str> = None;
+        assert_ne!(t.render(&none).unwrap(), t.render(&Some("")).unwrap());
+        assert_eq!(t.render(&Some("")).unwrap(), "");
+        // `Some(None)` cannot be told from `None`: refused, not confused.
+        assert!(t.render(&Some(none)).is_err());
+        assert!(t.render(&(Some(none),)).is_err());
+        // A value holding the text that follows its placeholder has it escaped.
+        let t = Template::parse("{0}-{1}").unwrap();
+        assert_eq!(t.render(&("a-b", "c")).unwrap(), "a%2Db-c");
+        assert_eq!(t.render(&("a", "b-c")).unwrap(), "a-b%2Dc");
+        assert_eq!(t.render(&(1, "b")).unwrap(), "1-b", "unchanged otherwise");
+    }
+
+    /// A template from generated pieces: text (never empty between two placeholders) and
+    /// placeholders naming the fields of [`Args`].
+    fn template() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        // Small alphabets shared with the values, so that values often hold the text around
+        // them and would run into it unescaped.
+        let text = "[a1:-]{0,2}";
+        let field = proptest::sample::select(vec!["{0}", "{1}", "{2}", "{3}"]);
+        (
+            text,
+            proptest::collection::vec((field, "[a1:-]{1,2}"), 1..4),
+            text,
+        )
+            .prop_map(|(head, pieces, tail)| {
+                let mut t = head;
+                let n = pieces.len();
+                for (i, (field, sep)) in pieces.into_iter().enumerate() {
+                    t.push_str(field);
+                    if i + 1 < n {
+                        t.push_str(&sep);
+                    }
+                }
+                t.push_str(&tail);
+                t
+            })
+    }
+
+    /// Arguments with every kind of value a template writes: optional strings, strings, signed
+    /// integers and optional booleans.
+    type Args = (Option<String>, String, i64, Option<bool>);
+
+    /// Every combination of a small universe of values built from the templates' alphabet,
+    /// so that values often hold the text around their placeholder, and `None` meets
+    /// `Some("")`, `"%-"` and `"-"`.
+    fn all_args() -> Vec<Args> {
+        let strings = ["", "a", "1", "-", ":", "a-", "-1", "1a", "%", "%-", "a a"];
+        let mut out = Vec::new();
+        for s0 in std::iter::once(None).chain(strings.iter().map(|s| Some(s.to_string()))) {
+            for s1 in strings {
+                for n in [-11i64, -1, 0, 1, 11] {
+                    for b in [None, Some(false), Some(true)] {
+                        out.push((s0.clone(), s1.to_string(), n, b));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The fields of `a` that `template` names, in order.
+    fn named(template: &str, a: &Args) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, field) in ["{0}", "{1}", "{2}", "{3}"].iter().enumerate() {
+            if template.contains(field) {
+                out.push(match i {
+                    0 => format!("{:?}", a.0),
+                    1 => format!("{:?}", a.1),
+                    2 => format!("{:?}", a.2),
+                    _ => format!("{:?}", a.3),
+                });
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        #[test]
+        fn distinct_arguments_never_share_a_key_whatever_the_template(text in template()) {
+            let t = Template::parse(&text).unwrap();
+            let mut seen: std::collections::HashMap<String, (Vec<String>, Args)> =
+                std::collections::HashMap::new();
+            for a in all_args() {
+                let key = t.render(&a).unwrap();
+                let fields = named(&text, &a);
+                if let Some((other, b)) = seen.get(&key) {
+                    proptest::prop_assert_eq!(
+                        other, &fields, "{} renders {:?} for {:?} and {:?}", text, key, a, b
+                    );
+                } else {
+                    seen.insert(key, (fields, a));
+                }
+            }
+        }
     }
 }

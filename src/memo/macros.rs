@@ -25,7 +25,7 @@
 /// }
 ///
 /// let p = price(7, "EUR".into())?;
-/// PRICE.forget(&(7, "EUR".into()))?;
+/// PRICE.forget((7, "EUR".into()))?;
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
 #[macro_export]

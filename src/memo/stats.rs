@@ -19,13 +19,14 @@ use std::collections::HashMap;
 pub struct MemoStats {
     /// Calls answered with a fresh cached value.
     pub hits: u64,
-    /// Calls that found no cached value.
+    /// Calls that found no cached value, or only a value of another shape (written by
+    /// another build of the program), which they computed again.
     pub misses: u64,
     /// Calls answered with a stale value (older than `refresh`, younger than the TTL) while a
     /// refresh runs in the background.
     pub stale_hits: u64,
-    /// Computations run for the cache, by the caller that held the refresh lock: on a miss,
-    /// or in the background. Successful or not.
+    /// Computations run for the cache, by the caller that held the refresh lock (on a miss,
+    /// or in the background) or that found only another build's value. Successful or not.
     pub refreshes: u64,
     /// Calls that missed while another thread or process was computing the value, and waited
     /// for its result (single flight).
@@ -39,6 +40,9 @@ pub struct MemoStats {
     /// Background refreshes dropped because the [`RefreshPool`](super::RefreshPool)'s queue
     /// was full.
     pub dropped: u64,
+    /// Calls of this process whose statistics were not counted in Redis because the server
+    /// refused writes (out of memory, too few replicas); kept in the process, not in Redis.
+    pub unrecorded: u64,
 }
 
 impl MemoStats {
@@ -63,6 +67,7 @@ impl MemoStats {
             failures: get("failures"),
             defaults: get("defaults"),
             dropped: get("dropped"),
+            unrecorded: 0,
         }
     }
 }

@@ -1,5 +1,5 @@
-//! Flask-CacheOBJ's strategies on top of [`Memo`]: a cached counter, a cached list, a cached
-//! hash field.
+//! Other shapes of cached results on top of [`Memo`]: a cached counter, a cached list, a
+//! cached hash field.
 
 use std::fmt;
 use std::sync::Arc;
@@ -8,8 +8,9 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Memo, MemoBuilder, MemoStats, Mode, Storage, Stored, scripts};
+use super::{Memo, MemoBuilder, MemoStats, Mode, Storage, Stored, scripts, versioned};
 use crate::codec::{Codec, CodecError, Postcard, Raw, TypeTag};
+use crate::connection::Retry;
 use crate::error::{Error, Result};
 
 impl<A, R, E> MemoBuilder<A, R, E>
@@ -18,7 +19,7 @@ where
     R: Serialize + DeserializeOwned + 'static,
 {
     /// Builds a memo whose results are fields of one hash, `{memo:<name>}.h`, one field per
-    /// arguments (Flask-CacheOBJ's `cache_hash`: a static hash key, a templated field, see
+    /// arguments (a static hash key, a templated field, see
     /// [`key_template`](MemoBuilder::key_template)). `HGET`/`HSET` instead of `GET`/`SET`,
     /// same round trips as [`Memo`].
     ///
@@ -46,7 +47,7 @@ where
 {
     /// Builds a cached counter: the function's integer result is stored as a plain Redis
     /// integer ([`Raw`] codec), which [`MemoCounter::incr`], [`decr`](MemoCounter::decr) and
-    /// [`set`](MemoCounter::set) change in place (Flask-CacheOBJ's `cache_counter`).
+    /// [`set`](MemoCounter::set) change in place.
     ///
     /// ```
     /// use redis_caches::memo::Memo;
@@ -54,6 +55,7 @@ where
     /// # let _ = views;
     /// ```
     pub fn build_counter(mut self) -> MemoCounter<A, E> {
+        self.refuse_in_region("a counter");
         self.set_storage(Storage::value(Raw));
         MemoCounter { memo: self.build() }
     }
@@ -65,8 +67,7 @@ where
     T: Serialize + DeserializeOwned + 'static,
 {
     /// Builds a cached list: the function's `Vec<T>` is stored as a real Redis list, one
-    /// postcard-encoded element per item, order kept, TTL honoured (Flask-CacheOBJ's
-    /// `cache_list`, which used an unordered set and ignored its TTL).
+    /// postcard-encoded element per item, order kept, TTL honoured.
     /// [`MemoList::push`] appends to a cached list.
     ///
     /// An empty result is not cached (an empty list does not exist in Redis): it is computed
@@ -90,29 +91,34 @@ where
     /// # let _ = ids;
     /// ```
     pub fn build_list_with<C: Codec>(mut self, codec: C) -> MemoList<A, T, E> {
+        self.refuse_in_region("a list");
         let tag = Arc::new(TypeTag::of::<T>());
         let (enc_codec, enc_tag) = (codec.clone(), tag.clone());
         let dec_tag = tag.clone();
         let dec_codec = codec.clone();
         self.set_storage(Storage {
             mode: Mode::List,
-            encode: Arc::new(move |items: &Vec<T>| {
+            encode: Arc::new(move |items: &Vec<T>, version| {
+                let tag = versioned(&enc_tag, version);
                 items
                     .iter()
-                    .map(|item| enc_codec.encode(item, &enc_tag))
+                    .map(|item| enc_codec.encode(item, &tag))
                     .collect()
             }),
-            decode: Arc::new(move |stored| match stored {
-                Stored::Many(items) => items
-                    .iter()
-                    .map(|bytes| dec_codec.decode(bytes, &dec_tag))
-                    .collect(),
+            decode: Arc::new(move |stored, version| match stored {
+                Stored::Many(items) => {
+                    let tag = versioned(&dec_tag, version);
+                    items
+                        .iter()
+                        .map(|bytes| dec_codec.decode(bytes, &tag))
+                        .collect()
+                }
                 Stored::One(_) => Err(CodecError::new("expected a list, found one value")),
             }),
         });
         MemoList {
             memo: self.build(),
-            codec: Arc::new(move |item: &T| codec.encode(item, &tag)),
+            codec: Arc::new(move |item: &T, version| codec.encode(item, &versioned(&tag, version))),
         }
     }
 }
@@ -121,17 +127,17 @@ where
 /// `incr`/`decr` when the underlying count changes, instead of recomputing it. Built with
 /// [`MemoBuilder::build_counter`].
 ///
-/// | Method | Redis commands | Round trips |
-/// |---|---|---|
-/// | [`call`](MemoCounter::call) | as [`Memo::call`] | 1 on a hit |
-/// | [`incr`](MemoCounter::incr), [`decr`](MemoCounter::decr) | `EVALSHA` (`EXISTS`, `INCRBY`) | 1 |
-/// | [`set`](MemoCounter::set) | `SET PX ttl` | 1 |
-/// | [`forget`](MemoCounter::forget) | `DEL` | 1 |
+/// | Method | Redis commands | Round trips | Lost reply |
+/// |---|---|---|---|
+/// | [`call`](MemoCounter::call) | as [`Memo::call`] | 1 on a hit | as [`Memo::call`] |
+/// | [`incr`](MemoCounter::incr), [`decr`](MemoCounter::decr) | `EVALSHA` (`EXISTS`, `INCRBY`) | 1 | `OutcomeUnknown` |
+/// | [`set`](MemoCounter::set) | `SET PX ttl` | 1 | resent |
+/// | [`peek`](MemoCounter::peek) | `GET` | 1 | resent |
+/// | [`forget`](MemoCounter::forget) | `DEL` | 1 | resent |
 ///
-/// Unlike Flask-CacheOBJ's `inc_counter`, incrementing a counter that is not cached does
-/// nothing (it returns `None`): creating it from 0 would cache a wrong count; the next
-/// [`call`](MemoCounter::call) computes the right one. `incr` keeps the counter's TTL, and
-/// [`set`](MemoCounter::set) sets it again (the original `set_counter` dropped it).
+/// Incrementing a counter that is not cached does nothing (it returns `None`): creating it
+/// from 0 would cache a wrong count; the next [`call`](MemoCounter::call) computes the right
+/// one. `incr` keeps the counter's TTL, and [`set`](MemoCounter::set) sets it again.
 ///
 /// # Example
 ///
@@ -146,7 +152,7 @@ where
 ///     .build_counter();
 /// assert_eq!(likes.call(9)?, 41);
 /// // A new like is saved in the database; keep the cached count in step:
-/// assert_eq!(likes.incr(&9, 1)?, Some(42));
+/// assert_eq!(likes.incr(9, 1)?, Some(42));
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
 pub struct MemoCounter<A, E = Error> {
@@ -192,14 +198,21 @@ impl<A, E> MemoCounter<A, E> {
     ///
     /// ```no_run
     /// let c = redis_caches::memo::Memo::builder("c", |x: u8| i64::from(x)).build_counter();
-    /// let now = c.incr(&1, 5)?;
+    /// let now = c.incr(1, 5)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn incr(&self, args: &A, by: i64) -> Result<Option<i64>> {
-        let keys = self.memo.keys(args)?;
-        self.memo.run(&keys.value, |c| {
-            scripts::INCR_IF_CACHED.key(&keys.value).arg(by).invoke(c)
-        })
+    pub fn incr(&self, args: A, by: i64) -> Result<Option<i64>> {
+        let keys = self.memo.keys(&args)?;
+        self.memo.eval_at(
+            &mut self.memo.new_call()?,
+            &keys.value,
+            &scripts::INCR_IF_CACHED,
+            1,
+            |cmd| {
+                cmd.arg(&keys.value).arg(by);
+            },
+            Retry::Once,
+        )
     }
 
     /// Subtracts `by`: [`incr`](MemoCounter::incr) with `-by`.
@@ -210,14 +223,13 @@ impl<A, E> MemoCounter<A, E> {
     ///
     /// ```no_run
     /// let c = redis_caches::memo::Memo::builder("c", |x: u8| i64::from(x)).build_counter();
-    /// let now = c.decr(&1, 1)?;
+    /// let now = c.decr(1, 1)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn decr(&self, args: &A, by: i64) -> Result<Option<i64>> {
-        let by = by.checked_neg().ok_or_else(|| Error::Encode {
-            key: self.memo.name().to_string(),
-            reason: "the decrement does not fit an i64".into(),
-        })?;
+    pub fn decr(&self, args: A, by: i64) -> Result<Option<i64>> {
+        let by = by
+            .checked_neg()
+            .ok_or_else(|| Error::encode(self.memo.name(), "the decrement does not fit an i64"))?;
         self.incr(args, by)
     }
 
@@ -230,20 +242,23 @@ impl<A, E> MemoCounter<A, E> {
     ///
     /// ```no_run
     /// let c = redis_caches::memo::Memo::builder("c", |x: u8| i64::from(x)).build_counter();
-    /// c.set(&1, 0)?;
+    /// c.set(1, 0)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn set(&self, args: &A, value: i64) -> Result<()> {
-        let keys = self.memo.keys(args)?;
+    pub fn set(&self, args: A, value: i64) -> Result<()> {
+        let keys = self.memo.keys(&args)?;
         let ttl: Option<Duration> = self.memo.inner.ttl;
-        self.memo.run(&keys.value, |c| {
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(&keys.value).arg(value);
-            if let Some(ttl) = ttl {
-                cmd.arg("PX").arg(crate::options::ttl_millis(ttl));
-            }
-            cmd.exec(c)
-        })
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(&keys.value).arg(value);
+        if let Some(ttl) = ttl {
+            cmd.arg("PX").arg(crate::options::ttl_millis(ttl));
+        }
+        self.memo.query_at(
+            &mut self.memo.new_call()?,
+            &keys.value,
+            &cmd,
+            Retry::Idempotent,
+        )
     }
 
     /// [`Memo::forget`].
@@ -254,11 +269,27 @@ impl<A, E> MemoCounter<A, E> {
     ///
     /// ```no_run
     /// let c = redis_caches::memo::Memo::builder("c", |x: u8| i64::from(x)).build_counter();
-    /// c.forget(&1)?;
+    /// c.forget(1)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn forget(&self, args: &A) -> Result<bool> {
+    pub fn forget(&self, args: A) -> Result<bool> {
         self.memo.forget(args)
+    }
+
+    /// [`Memo::peek`]: the cached count for `args`, without computing or counting. `GET`,
+    /// one round trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memo::peek`].
+    ///
+    /// ```no_run
+    /// let c = redis_caches::memo::Memo::builder("c", |x: u8| i64::from(x)).build_counter();
+    /// let cached: Option<i64> = c.peek(1)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn peek(&self, args: A) -> Result<Option<i64>> {
+        self.memo.peek(args)
     }
 
     /// [`Memo::stats`].
@@ -298,17 +329,22 @@ where
     }
 }
 
-type ItemEncoder<T> = dyn Fn(&T) -> std::result::Result<Vec<u8>, CodecError> + Send + Sync;
+/// Encodes a list item; the second argument is the memo's schema version.
+type ItemEncoder<T> =
+    dyn Fn(&T, Option<u32>) -> std::result::Result<Vec<u8>, CodecError> + Send + Sync;
 
 /// A memoized function whose `Vec<T>` result is kept as a Redis list, in order, with the
 /// memo's TTL. Built with [`MemoBuilder::build_list`].
 ///
-/// | Method | Redis commands | Round trips |
-/// |---|---|---|
-/// | [`call`](MemoList::call) | as [`Memo::call`] (`EXISTS` + `LRANGE 0 -1` in the script; storing: `DEL`, `RPUSH`, `PEXPIRE`) | 1 on a hit |
-/// | [`push`](MemoList::push) | `EVALSHA` (`EXISTS`, `RPUSH`) | 1 |
-/// | [`cached_len`](MemoList::cached_len) | `LLEN` | 1 |
-/// | [`forget`](MemoList::forget) | `DEL` | 1 |
+/// | Method | Redis commands | Round trips | Lost reply |
+/// |---|---|---|---|
+/// | [`call`](MemoList::call) | as [`Memo::call`] (`EXISTS` + `LRANGE 0 -1` in the script; storing: `DEL`, `RPUSH`, `PEXPIRE`) | 1 on a hit | as [`Memo::call`] |
+/// | [`push`](MemoList::push) | `EVALSHA` (`EXISTS`, `RPUSH`) | 1 | `OutcomeUnknown` |
+/// | [`cached_len`](MemoList::cached_len) | `LLEN` | 1 | resent |
+/// | [`peek`](MemoList::peek) | `LRANGE 0 -1` | 1 | resent |
+/// | [`set`](MemoList::set) | a script: `DEL`, `RPUSH`, `PEXPIRE` | 1 | `OutcomeUnknown` |
+/// | [`refresh`](MemoList::refresh) | the function, then as `set` | 1 | `OutcomeUnknown` |
+/// | [`forget`](MemoList::forget) | `DEL` | 1 | resent |
 ///
 /// # Example
 ///
@@ -320,7 +356,7 @@ type ItemEncoder<T> = dyn Fn(&T) -> std::result::Result<Vec<u8>, CodecError> + S
 ///     .ttl(Duration::from_secs(600))
 ///     .build_list();
 /// assert_eq!(tags.call(1)?, ["rust", "post-1"]);
-/// tags.push(&1, &"redis".to_string())?;
+/// tags.push(1, &"redis".to_string())?;
 /// assert_eq!(tags.call(1)?.len(), 3);
 /// # Ok::<(), redis_caches::Error>(())
 /// ```
@@ -367,21 +403,26 @@ impl<A, T, E> MemoList<A, T, E> {
     ///
     /// ```no_run
     /// let l = redis_caches::memo::Memo::builder("l", |x: u8| vec![x]).build_list();
-    /// l.push(&1, &2)?;
+    /// l.push(1, &2)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn push(&self, args: &A, item: &T) -> Result<Option<usize>> {
-        let keys = self.memo.keys(args)?;
-        let bytes = (self.codec)(item).map_err(|e| Error::Encode {
-            key: keys.value.clone(),
-            reason: e.to_string(),
-        })?;
-        self.memo.run(&keys.value, |c| {
-            scripts::PUSH_IF_CACHED
-                .key(&keys.value)
-                .arg(bytes.as_slice())
-                .invoke(c)
-        })
+    pub fn push(&self, args: A, item: &T) -> Result<Option<usize>> {
+        let keys = self.memo.keys(&args)?;
+        let bytes =
+            (self.codec)(item, self.memo.inner.schema_version).map_err(|source| Error::Encode {
+                key: keys.value.clone(),
+                source,
+            })?;
+        self.memo.eval_at(
+            &mut self.memo.new_call()?,
+            &keys.value,
+            &scripts::PUSH_IF_CACHED,
+            1,
+            |cmd| {
+                cmd.arg(&keys.value).arg(bytes.as_slice());
+            },
+            Retry::Once,
+        )
     }
 
     /// The length of the cached list for `args`, `None` when none is cached. `LLEN`, one
@@ -393,15 +434,53 @@ impl<A, T, E> MemoList<A, T, E> {
     ///
     /// ```no_run
     /// let l = redis_caches::memo::Memo::builder("l", |x: u8| vec![x]).build_list();
-    /// let n = l.cached_len(&1)?;
+    /// let n = l.cached_len(1)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn cached_len(&self, args: &A) -> Result<Option<usize>> {
-        let keys = self.memo.keys(args)?;
-        let n: usize = self.memo.run(&keys.value, |c| {
-            redis::cmd("LLEN").arg(&keys.value).query(c)
-        })?;
+    pub fn cached_len(&self, args: A) -> Result<Option<usize>> {
+        let keys = self.memo.keys(&args)?;
+        let mut cmd = redis::cmd("LLEN");
+        cmd.arg(&keys.value);
+        let n: usize = self.memo.query_at(
+            &mut self.memo.new_call()?,
+            &keys.value,
+            &cmd,
+            Retry::Idempotent,
+        )?;
         Ok((n > 0).then_some(n))
+    }
+
+    /// [`Memo::peek`]: the cached list for `args`, without computing or counting. `LRANGE`,
+    /// one round trip.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memo::peek`].
+    ///
+    /// ```no_run
+    /// let l = redis_caches::memo::Memo::builder("l", |x: u8| vec![x]).build_list();
+    /// let cached: Option<Vec<u8>> = l.peek(1)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn peek(&self, args: A) -> Result<Option<Vec<T>>> {
+        self.memo.peek(args)
+    }
+
+    /// [`Memo::set`]: replaces the cached list for `args` with `items`, fresh, with the
+    /// memo's TTL. One script (`DEL`, `RPUSH`, `PEXPIRE`), one round trip. An empty list
+    /// leaves nothing cached, as an empty result does.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memo::set`].
+    ///
+    /// ```no_run
+    /// let l = redis_caches::memo::Memo::builder("l", |x: u8| vec![x]).build_list();
+    /// l.set(1, &vec![1, 2, 3])?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn set(&self, args: A, items: &Vec<T>) -> Result<()> {
+        self.memo.set(args, items)
     }
 
     /// [`Memo::forget`].
@@ -412,10 +491,10 @@ impl<A, T, E> MemoList<A, T, E> {
     ///
     /// ```no_run
     /// let l = redis_caches::memo::Memo::builder("l", |x: u8| vec![x]).build_list();
-    /// l.forget(&1)?;
+    /// l.forget(1)?;
     /// # Ok::<(), redis_caches::Error>(())
     /// ```
-    pub fn forget(&self, args: &A) -> Result<bool> {
+    pub fn forget(&self, args: A) -> Result<bool> {
         self.memo.forget(args)
     }
 }
@@ -439,5 +518,21 @@ where
     /// ```
     pub fn call(&self, args: A) -> std::result::Result<Vec<T>, E> {
         self.memo.call(args)
+    }
+
+    /// [`Memo::refresh`]: computes the list for `args` now and stores it, replacing the
+    /// cached one.
+    ///
+    /// # Errors
+    ///
+    /// As [`Memo::refresh`].
+    ///
+    /// ```no_run
+    /// let l = redis_caches::memo::Memo::builder("l", |x: u8| vec![x]).build_list();
+    /// let fresh = l.refresh(1)?;
+    /// # Ok::<(), redis_caches::Error>(())
+    /// ```
+    pub fn refresh(&self, args: A) -> std::result::Result<Vec<T>, E> {
+        self.memo.refresh(args)
     }
 }

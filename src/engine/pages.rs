@@ -3,9 +3,10 @@
 
 use redis::FromRedisValue;
 
+use super::Engine;
 use crate::codec::Codec;
+use crate::connection::Retry;
 use crate::error::Result;
-use crate::options::Core;
 
 /// What an iterator has read ahead: the rest of the current page, and the position (a `SCAN`
 /// cursor, a rank) of the next page, `None` once the last page was read or a read failed.
@@ -61,21 +62,28 @@ impl<P: Copy, I> Pages<P, I> {
 }
 
 /// Reads one page of a SCAN-family command (`HSCAN`, `SSCAN`, `ZSCAN`) over the collection's
-/// key: `command key cursor COUNT count`, one round trip. Returns the items and the next
-/// cursor, `None` when the scan is complete; fits [`Pages::next`].
+/// key: `command key cursor COUNT count`, one round trip with its own deadline. Returns the
+/// items and the next cursor, `None` when the scan is complete; fits [`Pages::next`].
 pub(crate) fn scan_page<C: Codec, I: FromRedisValue>(
-    core: &Core<C>,
+    engine: &Engine<C>,
     command: &str,
     cursor: u64,
     count: usize,
 ) -> Result<(Vec<I>, Option<u64>)> {
-    let (next, items): (u64, Vec<I>) = core.run(|c, k| {
-        redis::cmd(command)
-            .arg(k)
-            .arg(cursor)
-            .arg("COUNT")
-            .arg(count)
-            .query(c)
-    })?;
+    scan_page_of(engine, &engine.resolved()?.key, command, cursor, count)
+}
+
+/// [`scan_page`] of another key than the engine's own, in the same slot (a region's link
+/// set).
+pub(crate) fn scan_page_of<C: Codec, I: FromRedisValue>(
+    engine: &Engine<C>,
+    key: &str,
+    command: &str,
+    cursor: u64,
+    count: usize,
+) -> Result<(Vec<I>, Option<u64>)> {
+    let mut cmd = redis::cmd(command);
+    cmd.arg(key).arg(cursor).arg("COUNT").arg(count);
+    let (next, items): (u64, Vec<I>) = engine.query(&cmd, Retry::Idempotent)?;
     Ok((items, (next != 0).then_some(next)))
 }
