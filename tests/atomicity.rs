@@ -8,11 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis_caches::codec::{Codec, Postcard, TypeTag};
 use redis_caches::memo::Memo;
-use redis_caches::{Connection, DictCache, Region, SetCache};
+use redis_caches::region::Reclaim;
+use redis_caches::{Connection, DictCache, RedisCache, Region, SetCache, SortedSetCache};
+use support::regions::{queue, stem};
 use support::{RedisServer, eventually};
 
 /// `DictCache::extend` sends 4,096 entries per round trip.
@@ -87,44 +89,68 @@ fn restart_and_wait(server: &mut RedisServer) -> redis::Connection {
     raw
 }
 
-/// The multi-command operations of the kill test, each on keys of its own (thread, iteration).
+/// The multi-command operations of the kill test, each on keys of its own (round, thread,
+/// iteration). Each is one script per round trip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Kind {
-    /// `DictCache::insert` with a TTL: `MULTI`, `HGET`, `HSET`, `PEXPIRE`, `EXEC`.
+    /// `DictCache::insert` with a TTL: `HGET`, `HSET`, `PEXPIRE`.
     DictInsert,
-    /// `DictCache::remove` with a TTL: `MULTI`, `HGET`, `HDEL`, `PEXPIRE`, `EXEC`.
+    /// `DictCache::remove` with a TTL: `HGET`, `HDEL`, `PEXPIRE`.
     DictRemove,
-    /// `DictCache::extend` of two round trips with a TTL, each `MULTI`, 8 `HSET`s,
-    /// `PEXPIRE`, `EXEC`.
+    /// `DictCache::pop_item` with a TTL: `HRANDFIELD`, `HGET`, `HDEL`, `PEXPIRE`.
+    DictPopItem,
+    /// `DictCache::extend` of two round trips with a TTL, each `HSET` and `PEXPIRE`.
     DictExtendTtl,
-    /// `DictCache::extend` of two round trips without a TTL, each `MULTI`, 8 `HSET`s, `EXEC`.
+    /// `DictCache::extend` of two round trips without a TTL, each one `HSET`.
     DictExtend,
-    /// `SetCache::union_store` into a destination with a TTL: `MULTI`, `SUNIONSTORE`,
-    /// `PEXPIRE`, `EXEC`.
+    /// `RedisCache::incr` with a TTL: `INCRBY`, `PEXPIRE`.
+    CounterTtl,
+    /// `SetCache::insert` with a TTL: `SADD`, `PEXPIRE`.
+    SetInsertTtl,
+    /// `SetCache::extend` of two round trips with a TTL, each `SADD` and `PEXPIRE`.
+    SetExtendTtl,
+    /// `SetCache::union_store` into a destination with a TTL: `SUNIONSTORE`, `PEXPIRE`.
     SetStore,
+    /// `SortedSetCache::insert` with a TTL: `ZADD`, `PEXPIRE`.
+    ZsetInsertTtl,
+    /// `SortedSetCache::pop_min` with a TTL: `ZPOPMIN`, `PEXPIRE`.
+    ZsetPopTtl,
     /// A memo miss: the read script (takes the lock), the function, the finish script
     /// (stores the value with its TTL, releases the lock, counts).
     Memo,
     /// `Region::transaction` writing a marker and 8 entries into a region with a TTL: the
-    /// commit is `MULTI`, `SADD` (the link), `HSET`, `PEXPIRE`, `EXEC`.
+    /// commit is one script (the region's generation created, `HSET`, `PEXPIRE`).
     RegionTx,
-    /// `Region::invalidate` of a region and its child, both written first: one Lua script.
+    /// `Region::invalidate` of a region and its child, both written first: one script (the
+    /// entry naming the generation deleted, the generation queued for reclamation).
     RegionInvalidate,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 14] = [
     Kind::DictInsert,
     Kind::DictRemove,
+    Kind::DictPopItem,
     Kind::DictExtendTtl,
     Kind::DictExtend,
+    Kind::CounterTtl,
+    Kind::SetInsertTtl,
+    Kind::SetExtendTtl,
     Kind::SetStore,
+    Kind::ZsetInsertTtl,
+    Kind::ZsetPopTtl,
     Kind::Memo,
     Kind::RegionTx,
     Kind::RegionInvalidate,
 ];
 
-fn key(kind: Kind, thread: usize, i: u64) -> String {
-    format!("aon-{kind:?}-{thread}-{i}")
+/// `SetCache::extend` sends 1,000 members per round trip.
+const SET_ROUND_TRIP: usize = 1000;
+
+/// One operation of the kill test: its kind, the kill round, the thread, the iteration.
+type OpId = (Kind, usize, usize, u64);
+
+fn key((kind, round, thread, i): OpId) -> String {
+    format!("aon-{kind:?}-{round}-{thread}-{i}")
 }
 
 /// What a check from a fresh connection found of one operation.
@@ -136,7 +162,7 @@ enum Found {
     Prefix,
     /// All of its effects.
     All,
-    /// Part of one transaction or script: what must never happen.
+    /// Part of one script: what must never happen.
     Torn,
 }
 
@@ -148,32 +174,56 @@ fn exists(raw: &mut redis::Connection, key: &str) -> bool {
     redis::cmd("EXISTS").arg(key).query(raw).unwrap()
 }
 
-fn is_member(raw: &mut redis::Connection, set: &str, member: &str) -> bool {
-    redis::cmd("SISMEMBER")
-        .arg(set)
-        .arg(member)
-        .query(raw)
-        .unwrap()
-}
-
 fn hlen(raw: &mut redis::Connection, key: &str) -> usize {
     redis::cmd("HLEN").arg(key).query(raw).unwrap()
 }
 
-const MEMO: &str = "aon";
+fn card(raw: &mut redis::Connection, command: &str, key: &str) -> usize {
+    redis::cmd(command).arg(key).query(raw).unwrap()
+}
 
-fn memo_key(kind: &str, thread: usize, i: u64) -> String {
-    format!("{{memo:{MEMO}}}.{kind}.{thread}.{i}")
+/// The memoized function of a round.
+fn memo_name(round: usize) -> String {
+    format!("aon{round}")
+}
+
+fn memo_key(kind: &str, (_, round, thread, i): OpId) -> String {
+    format!("{{memo:{}}}.{kind}.{thread}.{i}", memo_name(round))
 }
 
 /// A field of the test's `DictCache<String, u64>`, as stored.
 fn field(name: &str) -> Vec<u8> {
-    Postcard.encode(name, &TypeTag::of::<String>()).unwrap()
+    Postcard
+        .encode_field(name, &TypeTag::of::<String>())
+        .unwrap()
+}
+
+/// A whole number of round trips of `per_round_trip` items out of two: what it found, or
+/// `Torn` for part of one, or the TTL missing from a round trip that had one.
+fn batches(n: usize, per_round_trip: usize, ttl_wanted: bool, ttl: bool) -> Found {
+    if !n.is_multiple_of(per_round_trip) || (n > 0 && ttl_wanted != ttl) {
+        return Found::Torn;
+    }
+    match n / per_round_trip {
+        0 => Found::Nothing,
+        1 => Found::Prefix,
+        _ => Found::All,
+    }
+}
+
+/// An item written with its TTL in one script: nothing, or the item with the TTL.
+fn with_ttl(present: bool, ttl: bool) -> Found {
+    match (present, ttl) {
+        (false, _) => Found::Nothing,
+        (true, true) => Found::All,
+        (true, false) => Found::Torn,
+    }
 }
 
 /// Checks one operation from a fresh connection.
-fn found(raw: &mut redis::Connection, kind: Kind, thread: usize, i: u64) -> Found {
-    let k = key(kind, thread, i);
+fn found(raw: &mut redis::Connection, op: OpId) -> Found {
+    let kind = op.0;
+    let k = key(op);
     let ttl = pttl(raw, &k) > 0;
     match kind {
         Kind::DictInsert => match (exists(raw, &k), ttl) {
@@ -181,94 +231,118 @@ fn found(raw: &mut redis::Connection, kind: Kind, thread: usize, i: u64) -> Foun
             (true, true) if hlen(raw, &k) == 1 => Found::All,
             _ => Found::Torn, // the HSET without its PEXPIRE
         },
-        Kind::DictRemove => {
-            // Set up as {keep, gone} without a TTL, then `remove("gone")` with one.
+        Kind::DictRemove | Kind::DictPopItem => {
+            // Set up as {keep, gone} without a TTL, then `remove("gone")` (or a pop) with
+            // one.
+            let n = hlen(raw, &k);
             let gone: bool = redis::cmd("HEXISTS")
                 .arg(&k)
                 .arg(field("gone"))
                 .query(raw)
                 .unwrap();
-            match (exists(raw, &k), gone, ttl) {
-                (false, _, _) | (true, true, false) => Found::Nothing,
-                (true, false, true) if hlen(raw, &k) == 1 => Found::All,
+            match (n, ttl) {
+                (0, _) => Found::Nothing, // the set-up never ran
+                (2, false) => Found::Nothing,
+                (1, true) if kind == Kind::DictPopItem || !gone => Found::All,
                 _ => Found::Torn,
             }
         }
         Kind::DictExtendTtl | Kind::DictExtend => {
             let n = hlen(raw, &k);
-            // Each round trip whole, with its PEXPIRE when there is a TTL.
-            if !n.is_multiple_of(EXTEND_ROUND_TRIP)
-                || (n > 0 && (kind == Kind::DictExtendTtl) != ttl)
-            {
-                return Found::Torn;
-            }
+            let whole = batches(n, EXTEND_ROUND_TRIP, kind == Kind::DictExtendTtl, ttl);
             // Round trips go in order: the first n fields.
-            let fields: Vec<u32> = (0..n as u32).collect();
-            if n > 0 {
-                let got: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-                    .arg(&k)
-                    .arg(
-                        fields
-                            .iter()
-                            .map(|f| Postcard.encode(f, &TypeTag::of::<u32>()).unwrap())
-                            .collect::<Vec<_>>(),
-                    )
-                    .query(raw)
-                    .unwrap();
+            if n > 0 && whole != Found::Torn {
+                let fields: Vec<Vec<u8>> = (0..n as u32)
+                    .map(|f| Postcard.encode_field(&f, &TypeTag::of::<u32>()).unwrap())
+                    .collect();
+                let got: Vec<Option<Vec<u8>>> =
+                    redis::cmd("HMGET").arg(&k).arg(fields).query(raw).unwrap();
                 if got.iter().any(Option::is_none) {
                     return Found::Torn;
                 }
             }
-            match n / EXTEND_ROUND_TRIP {
-                0 => Found::Nothing,
-                1 => Found::Prefix,
-                _ => Found::All,
+            whole
+        }
+        Kind::CounterTtl => {
+            let v: Option<i64> = redis::cmd("GET").arg(&k).query(raw).unwrap();
+            match v {
+                Some(1) | None => with_ttl(v.is_some(), ttl),
+                Some(_) => Found::Torn,
             }
         }
+        Kind::SetInsertTtl => with_ttl(exists(raw, &k), ttl),
+        Kind::SetExtendTtl => batches(card(raw, "SCARD", &k), SET_ROUND_TRIP, true, ttl),
         Kind::SetStore => match (exists(raw, &k), ttl) {
             (false, _) => Found::Nothing,
-            (true, true) => {
-                let n: usize = redis::cmd("SCARD").arg(&k).query(raw).unwrap();
-                if n == 3 { Found::All } else { Found::Torn }
-            }
-            (true, false) => Found::Torn, // the SUNIONSTORE without its PEXPIRE
+            (true, true) if card(raw, "SCARD", &k) == 3 => Found::All,
+            _ => Found::Torn, // the SUNIONSTORE without its PEXPIRE
         },
-        Kind::RegionTx => {
-            // The region `RegionTx-t-i` under the root `aon`.
-            let linked = is_member(raw, "{aon}#children", &format!("{{aon}}.{k}"));
-            match (exists(raw, &format!("{{aon}}.{k}")), linked) {
-                (false, false) => Found::Nothing,
-                (true, true)
-                    if hlen(raw, &format!("{{aon}}.{k}")) == 9 && {
-                        pttl(raw, &format!("{{aon}}.{k}")) > 0
-                    } =>
-                {
-                    Found::All
-                }
+        Kind::ZsetInsertTtl => with_ttl(exists(raw, &k), ttl),
+        Kind::ZsetPopTtl => {
+            // Set up as {a, b} without a TTL, then a pop with one.
+            match (card(raw, "ZCARD", &k), ttl) {
+                (0, _) | (2, false) => Found::Nothing,
+                (1, true) => Found::All,
                 _ => Found::Torn,
+            }
+        }
+        Kind::RegionTx => {
+            // The region `RegionTx-t-i` under the root `aon`: its generation and its hash come
+            // in one script.
+            match stem(raw, "{aon}", &k) {
+                None => Found::Nothing,
+                Some(stem) => {
+                    let hash = format!("{{aon}}{stem}");
+                    if hlen(raw, &hash) == 9 && pttl(raw, &hash) > 0 {
+                        Found::All
+                    } else {
+                        Found::Torn
+                    }
+                }
             }
         }
         Kind::RegionInvalidate => {
             // `RegionInvalidate-t-i` and its child `c`, both written before the invalidation
-            // started.
-            let parent = format!("{{aon}}.{k}");
-            let child = format!("{{aon}}.{k}.c");
-            let parent_linked = is_member(raw, "{aon}#children", &parent);
-            let child_linked = is_member(raw, &format!("{{aon}}#children.{k}"), &child);
-            match [
-                exists(raw, &parent),
-                exists(raw, &child),
-                parent_linked,
-                child_linked,
-            ] {
-                [true, true, true, true] => Found::Nothing,
-                [false, false, false, false] => Found::All,
+            // started. Reclamation is manual here, so a retired generation stays queued with
+            // its keys.
+            let live = (
+                stem(raw, "{aon}", &k),
+                stem(raw, "{aon}", &format!("{k}.c")),
+            );
+            let suffix = format!(".{k}");
+            let queued: Vec<String> = queue(raw, "{aon}")
+                .into_iter()
+                .filter(|e| {
+                    e.strip_suffix(&suffix)
+                        .and_then(|id| id.strip_prefix('@'))
+                        .is_some_and(|id| id.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .collect();
+            match (live, queued.as_slice()) {
+                ((Some(parent), Some(child)), []) => {
+                    let kept = exists(raw, &format!("{{aon}}{parent}"))
+                        && exists(raw, &format!("{{aon}}{child}"));
+                    if kept { Found::Nothing } else { Found::Torn }
+                }
+                ((None, None), [retired]) => {
+                    let hash = format!("{{aon}}{retired}");
+                    let kid: Option<String> = redis::cmd("HGET")
+                        .arg(format!("{hash}#children"))
+                        .arg("c")
+                        .query(raw)
+                        .unwrap();
+                    if exists(raw, &hash) && kid.is_some() {
+                        Found::All
+                    } else {
+                        Found::Torn
+                    }
+                }
                 _ => Found::Torn,
             }
         }
         Kind::Memo => {
-            let value = memo_key("v", thread, i);
-            let lock = memo_key("lock", thread, i);
+            let value = memo_key("v", op);
+            let lock = memo_key("lock", op);
             match (exists(raw, &value), exists(raw, &lock)) {
                 // A lock alone: the read script ran, the kill came before the finish.
                 (false, _) => Found::Nothing,
@@ -279,174 +353,275 @@ fn found(raw: &mut redis::Connection, kind: Kind, thread: usize, i: u64) -> Foun
     }
 }
 
-/// What the threads did: the operations they started, and those acknowledged.
+/// What the threads did: the operations they started (and when), those acknowledged, and
+/// those that failed.
 #[derive(Default)]
 struct Done {
-    started: Vec<(Kind, usize, u64)>,
-    acked: HashSet<(Kind, usize, u64)>,
+    started: Vec<(OpId, Instant)>,
+    acked: HashSet<OpId>,
+    failed: HashSet<OpId>,
+}
+
+/// Runs one operation of the kill test (after its set-up, which is not part of it).
+fn run(
+    conn: &Connection,
+    op: OpId,
+    sources: &(SetCache<u8>, SetCache<u8>),
+) -> redis_caches::Result<()> {
+    let (kind, round, t, i) = op;
+    let k = key(op);
+    let hour = Duration::from_secs(3600);
+    let dict = |ttl: Option<Duration>| {
+        let b = DictCache::<String, u64>::builder(k.clone()).connection(conn);
+        match ttl {
+            Some(ttl) => b.ttl(ttl).build(),
+            None => b.build(),
+        }
+    };
+    let numbered = |ttl: Option<Duration>| {
+        let b = DictCache::<u32, u32>::builder(k.clone()).connection(conn);
+        match ttl {
+            Some(ttl) => b.ttl(ttl).build(),
+            None => b.build(),
+        }
+    };
+    let set = || {
+        SetCache::<u32>::builder(k.clone())
+            .connection(conn)
+            .ttl(hour)
+            .build()
+    };
+    let zset = || {
+        SortedSetCache::<String>::builder(k.clone())
+            .connection(conn)
+            .ttl(hour)
+            .build()
+    };
+    let region = |name: &str| {
+        Region::builder(name)
+            .root("aon")
+            .connection(conn)
+            .ttl(hour)
+            .reclaim(Reclaim::Manual)
+            .build()
+    };
+    match kind {
+        Kind::DictInsert => dict(Some(hour)).insert("f", &i).map(drop),
+        Kind::DictRemove => dict(Some(hour)).remove("gone").map(drop),
+        Kind::DictPopItem => dict(Some(hour)).pop_item().map(drop),
+        Kind::DictExtendTtl | Kind::DictExtend => {
+            let ttl = (kind == Kind::DictExtendTtl).then_some(hour);
+            let n = 2 * EXTEND_ROUND_TRIP as u32;
+            numbered(ttl).extend((0..n).map(|f| (f, f))).map(drop)
+        }
+        Kind::CounterTtl => RedisCache::<i64>::counter(k.clone())
+            .connection(conn)
+            .ttl(hour)
+            .build()
+            .incr(1)
+            .map(drop),
+        Kind::SetInsertTtl => set().insert(&7).map(drop),
+        Kind::SetExtendTtl => set().extend(0..2 * SET_ROUND_TRIP as u32).map(drop),
+        Kind::SetStore => {
+            let dest: SetCache<u8> = SetCache::builder(k.clone())
+                .connection(conn)
+                .ttl(hour)
+                .build();
+            sources.0.union_store([&sources.1], &dest).map(drop)
+        }
+        Kind::ZsetInsertTtl => zset().insert("m", 1.0).map(drop),
+        Kind::ZsetPopTtl => zset().pop_min().map(drop),
+        Kind::Memo => Memo::builder(memo_name(round), |(t, i): (usize, u64)| format!("{t}/{i}"))
+            .connection(conn)
+            .key(|&(t, i): &(usize, u64)| (t, i))
+            .ttl(hour)
+            .lock_timeout(hour)
+            .build()
+            .call((t, i))
+            .map(drop),
+        Kind::RegionTx => region(&k).transaction(|tx| {
+            tx.set("marker", &i)?;
+            for f in 0..8u8 {
+                tx.set(&format!("f{f}"), &f)?;
+            }
+            Ok::<_, redis_caches::Error>(())
+        }),
+        Kind::RegionInvalidate => region(&k).invalidate().map(drop),
+    }
+}
+
+/// The state an operation starts from, written before it starts (not part of it).
+fn set_up(conn: &Connection, op: OpId) -> redis_caches::Result<()> {
+    let k = key(op);
+    match op.0 {
+        Kind::DictRemove | Kind::DictPopItem => DictCache::<String, u64>::builder(k)
+            .connection(conn)
+            .build()
+            .extend([("keep".to_string(), 1), ("gone".to_string(), 2)])
+            .map(drop),
+        Kind::ZsetPopTtl => SortedSetCache::<String>::builder(k)
+            .connection(conn)
+            .build()
+            .extend([("a", 1.0), ("b", 2.0)])
+            .map(drop),
+        Kind::RegionInvalidate => {
+            let region = |name: &str| {
+                Region::builder(name)
+                    .root("aon")
+                    .connection(conn)
+                    .ttl(Duration::from_secs(3600))
+                    .reclaim(Reclaim::Manual)
+                    .build()
+            };
+            region(&format!("{k}.c"))
+                .set("v", &1u8)
+                .and_then(|_| region(&k).set("v", &1u8))
+                .map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How many times the kill test kills the server: at least `KILLS.start`, and more (up to
+/// `KILLS.end`) until every kind of operation has been running at a kill.
+const KILLS: std::ops::Range<usize> = 3..12;
+
+/// Threads per kind of operation: two, so that a kill rarely finds both preparing the state
+/// their next operation starts from (which is not part of it).
+const THREADS_PER_KIND: usize = 2;
+
+/// Threads for `kind`: an invalidation is one short script after a long set-up (a region and
+/// its child written), so a kill rarely finds one in flight; it gets three times as many
+/// threads (a CI run once killed seven times without catching one).
+fn threads_for(kind: Kind) -> usize {
+    match kind {
+        Kind::RegionInvalidate => 3 * THREADS_PER_KIND,
+        _ => THREADS_PER_KIND,
+    }
 }
 
 #[test]
 fn operations_in_flight_when_the_server_is_killed_are_applied_whole_or_not_at_all() {
-    const THREADS: usize = 4;
     let mut server = persistent_server();
-    let conn = fault_connection(&server);
-    // The sources of the set stores: their union has 3 members.
-    let a: SetCache<u8> = SetCache::builder("aon.src.a").connection(&conn).build();
-    let b: SetCache<u8> = SetCache::builder("aon.src.b").connection(&conn).build();
-    a.extend([1, 2]).unwrap();
-    b.extend([2, 3]).unwrap();
+    let mut in_flight_kinds: HashMap<Kind, usize> = HashMap::new();
+    let mut seen: HashMap<(Kind, Found), usize> = HashMap::new();
+    for round in 0..KILLS.end {
+        let covered = KINDS.iter().all(|k| in_flight_kinds.contains_key(k));
+        if round >= KILLS.start && covered {
+            break;
+        }
+        let conn = fault_connection(&server);
+        // The sources of the set stores: their union has 3 members.
+        let a: SetCache<u8> = SetCache::builder("aon.src.a").connection(&conn).build();
+        let b: SetCache<u8> = SetCache::builder("aon.src.b").connection(&conn).build();
+        a.extend([1, 2]).unwrap();
+        b.extend([2, 3]).unwrap();
+        let sources = Arc::new((a, b));
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(Mutex::new(Done::default()));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let (conn, stop, done) = (conn.clone(), stop.clone(), done.clone());
-            let (a, b) = (a.clone(), b.clone());
-            thread::spawn(move || {
-                let memo = Memo::builder(MEMO, |(t, i): (usize, u64)| format!("{t}/{i}"))
-                    .connection(&conn)
-                    .key(|&(t, i): &(usize, u64)| (t, i))
-                    .ttl(Duration::from_secs(3600))
-                    .lock_timeout(Duration::from_secs(3600))
-                    .build();
-                let hour = Duration::from_secs(3600);
-                let mut i = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    for kind in KINDS {
-                        let k = key(kind, t, i);
-                        let dict = |ttl: Option<Duration>| {
-                            let b = DictCache::<String, u64>::builder(k.clone()).connection(&conn);
-                            match ttl {
-                                Some(ttl) => b.ttl(ttl).build(),
-                                None => b.build(),
-                            }
-                        };
-                        let numbered = |ttl: Option<Duration>| {
-                            let b = DictCache::<u32, u32>::builder(k.clone()).connection(&conn);
-                            match ttl {
-                                Some(ttl) => b.ttl(ttl).build(),
-                                None => b.build(),
-                            }
-                        };
-                        let region = |name: &str| {
-                            Region::builder(name)
-                                .root("aon")
-                                .connection(&conn)
-                                .ttl(hour)
-                                .build()
-                        };
-                        if kind == Kind::RegionInvalidate {
-                            // Set up first; the invalidation starts once both are written.
-                            let set_up = region(&format!("{k}.c"))
-                                .set("v", &1u8)
-                                .and_then(|_| region(&k).set("v", &1u8));
-                            if set_up.is_err() {
-                                continue;
-                            }
+        // Threads of their own for each kind, so that every kind is running when the kill
+        // comes.
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(Mutex::new(Done::default()));
+        let threads: Vec<_> = KINDS
+            .iter()
+            .flat_map(|&kind| std::iter::repeat_n(kind, threads_for(kind)))
+            .enumerate()
+            .map(|(t, kind)| {
+                let (conn, stop, done, sources) =
+                    (conn.clone(), stop.clone(), done.clone(), sources.clone());
+                thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let op = (kind, round, t, i);
+                        i += 1;
+                        if set_up(&conn, op).is_err() {
+                            continue;
                         }
-                        done.lock().unwrap().started.push((kind, t, i));
-                        let result = match kind {
-                            Kind::DictInsert => dict(Some(hour)).insert("f", &i).map(drop),
-                            Kind::DictRemove => dict(None)
-                                .extend([("keep".to_string(), 1), ("gone".to_string(), 2)])
-                                .and_then(|()| dict(Some(hour)).remove("gone"))
-                                .map(drop),
-                            Kind::DictExtendTtl | Kind::DictExtend => {
-                                let ttl = (kind == Kind::DictExtendTtl).then_some(hour);
-                                let n = 2 * EXTEND_ROUND_TRIP as u32;
-                                numbered(ttl).extend((0..n).map(|f| (f, f)))
-                            }
-                            Kind::SetStore => {
-                                let dest: SetCache<u8> = SetCache::builder(k.clone())
-                                    .connection(&conn)
-                                    .ttl(hour)
-                                    .build();
-                                a.union_store([&b], &dest).map(drop)
-                            }
-                            Kind::Memo => memo.call((t, i)).map(drop),
-                            Kind::RegionTx => region(&k).transaction(|tx| {
-                                tx.set("marker", &i)?;
-                                for f in 0..8u8 {
-                                    tx.set(&format!("f{f}"), &f)?;
-                                }
-                                Ok::<_, redis_caches::Error>(())
-                            }),
-                            Kind::RegionInvalidate => region(&k).invalidate().map(drop),
-                        };
-                        match result {
+                        done.lock().unwrap().started.push((op, Instant::now()));
+                        match run(&conn, op, &sources) {
                             Ok(()) => {
-                                done.lock().unwrap().acked.insert((kind, t, i));
+                                done.lock().unwrap().acked.insert(op);
                             }
-                            Err(e) => assert!(e.is_connection(), "{kind:?}: {e:?}"),
+                            Err(e) => {
+                                assert!(e.is_connection(), "{kind:?}: {e:?}");
+                                done.lock().unwrap().failed.insert(op);
+                            }
                         }
                     }
-                    i += 1;
-                }
+                })
             })
-        })
-        .collect();
+            .collect();
 
-    // Kill the server while the threads are busy, once they have done a few rounds each.
-    assert!(eventually(Duration::from_secs(30), || done
-        .lock()
-        .unwrap()
-        .acked
-        .len()
-        >= THREADS * KINDS.len() * 3));
-    server.stop();
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("a thread panicked");
-    }
-
-    let mut raw = restart_and_wait(&mut server);
-    let done = done.lock().unwrap();
-    let mut seen: HashMap<(Kind, Found), usize> = HashMap::new();
-    for &(kind, t, i) in &done.started {
-        let found = found(&mut raw, kind, t, i);
-        *seen.entry((kind, found)).or_default() += 1;
-        assert_ne!(found, Found::Torn, "{kind:?} of thread {t}, iteration {i}");
-        if done.acked.contains(&(kind, t, i)) {
-            assert_eq!(
-                found,
-                Found::All,
-                "acknowledged {kind:?} of thread {t}, iteration {i}"
-            );
+        // Kill the server while every thread is busy, once each kind has been acknowledged
+        // a few times.
+        assert!(eventually(Duration::from_secs(30), || {
+            let done = done.lock().unwrap();
+            KINDS
+                .iter()
+                .all(|k| done.acked.iter().filter(|op| op.0 == *k).count() >= 2)
+        }));
+        let killed_at = Instant::now();
+        server.stop();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            t.join().expect("a thread panicked");
         }
-    }
-    // The memo's statistics agree with the values and locks: each read script counted one
-    // miss (and took one lock), each finish script one refresh (and turned its lock into a
-    // value).
-    let count = |pattern: &str, raw: &mut redis::Connection| -> usize {
-        let keys: redis::Iter<String> = redis::cmd("SCAN")
-            .cursor_arg(0)
-            .arg("MATCH")
-            .arg(pattern)
-            .arg("COUNT")
-            .arg(1000)
-            .clone()
-            .iter(raw)
+
+        let mut raw = restart_and_wait(&mut server);
+        let done = done.lock().unwrap();
+        for &(op, started) in &done.started {
+            // Running when the server died, and never acknowledged: in flight at the kill.
+            if started < killed_at && done.failed.contains(&op) {
+                *in_flight_kinds.entry(op.0).or_default() += 1;
+            }
+            let found = found(&mut raw, op);
+            *seen.entry((op.0, found)).or_default() += 1;
+            assert_ne!(found, Found::Torn, "{op:?}");
+            if done.acked.contains(&op) {
+                assert_eq!(found, Found::All, "acknowledged {op:?}");
+            }
+        }
+        // The memo's statistics agree with the values and locks: each read script counted
+        // one miss (and took one lock), each finish script one refresh (and turned its lock
+        // into a value).
+        let count = |pattern: String, raw: &mut redis::Connection| -> usize {
+            let keys: redis::Iter<String> = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter(raw)
+                .unwrap();
+            keys.count()
+        };
+        let name = memo_name(round);
+        let values = count(format!("{{memo:{name}}}.v.*"), &mut raw);
+        let locks = count(format!("{{memo:{name}}}.lock.*"), &mut raw);
+        let stats: HashMap<String, usize> = redis::cmd("HGETALL")
+            .arg(format!("{{memo:{name}}}.stats"))
+            .query(&mut raw)
             .unwrap();
-        keys.count()
-    };
-    let values = count("{memo:aon}.v.*", &mut raw);
-    let locks = count("{memo:aon}.lock.*", &mut raw);
-    let stats: HashMap<String, usize> = redis::cmd("HGETALL")
-        .arg("{memo:aon}.stats")
-        .query(&mut raw)
-        .unwrap();
-    assert_eq!(
-        stats.get("misses").copied().unwrap_or(0),
-        values + locks,
-        "{stats:?}"
+        assert_eq!(
+            stats.get("misses").copied().unwrap_or(0),
+            values + locks,
+            "{stats:?}"
+        );
+        assert_eq!(
+            stats.get("refreshes").copied().unwrap_or(0),
+            values,
+            "{stats:?}"
+        );
+    }
+    // Over the kills, every kind of operation was running when the server died, and was
+    // found whole or absent.
+    let missing: Vec<&Kind> = KINDS
+        .iter()
+        .filter(|k| !in_flight_kinds.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "never in flight at a kill: {missing:?} (in flight: {in_flight_kinds:?}; found: {seen:?})"
     );
-    assert_eq!(
-        stats.get("refreshes").copied().unwrap_or(0),
-        values,
-        "{stats:?}"
-    );
-    // The kill came while operations were in flight, and some completed before it.
-    assert!(done.started.len() > done.acked.len(), "{seen:?}");
-    assert!(seen.keys().any(|(_, f)| *f == Found::All), "{seen:?}");
 }

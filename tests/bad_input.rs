@@ -102,7 +102,7 @@ fn awkward_fields_members_and_memo_arguments_round_trip_exactly() {
         }
         assert_eq!(calls.load(Ordering::SeqCst), AWKWARD.len(), "round {round}");
     }
-    assert!(echo.forget(&"*".to_string()).unwrap());
+    assert!(echo.forget("*".to_string()).unwrap());
     assert_eq!(echo.call("star*".to_string()).unwrap(), "<star*>");
     assert_eq!(
         calls.load(Ordering::SeqCst),
@@ -257,6 +257,9 @@ fn every_collection_takes_values_at_the_size_limit_and_refuses_one_byte_more_bef
     let conn = server.connection();
     let fits = encoded_string(LIMIT);
     let over = encoded_string(LIMIT + 1);
+    // Fields and members of strings are plain text: the limit counts their UTF-8 bytes.
+    let fits_plain = "f".repeat(LIMIT);
+    let over_plain = "f".repeat(LIMIT + 1);
 
     let d: DictCache<String, String> = DictCache::builder("lim-dict")
         .connection(&conn)
@@ -266,21 +269,26 @@ fn every_collection_takes_values_at_the_size_limit_and_refuses_one_byte_more_bef
     d.set(&fits, &fits).unwrap();
     assert_eq!(d.get(&fits).unwrap().as_deref(), Some(fits.as_str()));
     d.extend([(fits.clone(), fits.clone())]).unwrap();
+    d.set(&fits_plain, "v").unwrap();
+    assert!(d.remove(&fits_plain).unwrap().is_some());
     too_large(&server, "dict value", "lim-dict", || {
         d.set("k", &over).map(drop)
     });
     too_large(&server, "dict field", "lim-dict", || {
-        d.set(&over, "v").map(drop)
+        d.set(&over_plain, "v").map(drop)
     });
     too_large(&server, "dict insert", "lim-dict", || {
         d.insert("k", &over).map(drop)
     });
-    too_large(&server, "dict get", "lim-dict", || d.get(&over).map(drop));
+    too_large(&server, "dict get", "lim-dict", || {
+        d.get(&over_plain).map(drop)
+    });
     too_large(&server, "dict extend", "lim-dict", || {
         d.extend([
             ("a".to_string(), fits.clone()),
             ("b".to_string(), over.clone()),
         ])
+        .map(drop)
     });
     assert_eq!(d.len().unwrap(), 1, "nothing of a refused extend is stored");
 
@@ -288,16 +296,16 @@ fn every_collection_takes_values_at_the_size_limit_and_refuses_one_byte_more_bef
         .connection(&conn)
         .max_value_size(LIMIT)
         .build();
-    assert!(s.insert(&fits).unwrap());
-    assert!(s.contains(&fits).unwrap());
+    assert!(s.insert(&fits_plain).unwrap());
+    assert!(s.contains(&fits_plain).unwrap());
     too_large(&server, "set insert", "lim-set", || {
-        s.insert(&over).map(drop)
+        s.insert(&over_plain).map(drop)
     });
     too_large(&server, "set remove", "lim-set", || {
-        s.remove(&over).map(drop)
+        s.remove(&over_plain).map(drop)
     });
     too_large(&server, "set extend", "lim-set", || {
-        s.extend([fits.clone(), over.clone()]).map(drop)
+        s.extend([fits_plain.clone(), over_plain.clone()]).map(drop)
     });
     assert_eq!(s.len().unwrap(), 1);
 
@@ -305,23 +313,23 @@ fn every_collection_takes_values_at_the_size_limit_and_refuses_one_byte_more_bef
         .connection(&conn)
         .max_value_size(LIMIT)
         .build();
-    assert!(z.insert(&fits, 1.0).unwrap());
-    assert_eq!(z.incr_score(&fits, 1.0).unwrap(), 2.0);
+    assert!(z.insert(&fits_plain, 1.0).unwrap());
+    assert_eq!(z.incr_score(&fits_plain, 1.0).unwrap(), 2.0);
     too_large(&server, "zset insert", "lim-zset", || {
-        z.insert(&over, 1.0).map(drop)
+        z.insert(&over_plain, 1.0).map(drop)
     });
     too_large(&server, "zset incr_score", "lim-zset", || {
-        z.incr_score(&over, 1.0).map(drop)
+        z.incr_score(&over_plain, 1.0).map(drop)
     });
     too_large(&server, "zset insert_with", "lim-zset", || {
-        z.insert_with(&over, 1.0, InsertMode::NewOrGreater)
+        z.insert_with(&over_plain, 1.0, InsertMode::NewOrGreater)
             .map(drop)
     });
     too_large(&server, "zset extend", "lim-zset", || {
-        z.extend([(fits.clone(), 5.0), (over.clone(), 6.0)])
+        z.extend([(fits_plain.clone(), 5.0), (over_plain.clone(), 6.0)])
             .map(drop)
     });
-    assert_eq!(z.range(..).unwrap(), vec![(fits.clone(), 2.0)]);
+    assert_eq!(z.range(..).unwrap(), vec![(fits_plain.clone(), 2.0)]);
 }
 
 /// Asserts a `WrongType` error for `key`, expecting `expected` and finding `found`.
@@ -459,12 +467,19 @@ fn keys_of_another_redis_type_give_wrong_type_on_the_paths_not_covered_elsewhere
     let v: HashMap<String, String> = redis::cmd("HGETALL").arg("hash").query(&mut raw).unwrap();
     assert_eq!(v, HashMap::from([("f".to_string(), "v".to_string())]));
 
-    // A set store overwrites a destination of any type, as SUNIONSTORE does (documented).
+    // A set store refuses a destination of another type, and leaves it alone.
     let src: SetCache<u32> = SetCache::builder("src").connection(&conn).build();
     src.insert(&7).unwrap();
     let dest: SetCache<u32> = SetCache::builder("str").connection(&conn).build();
-    assert_eq!(src.union_store([], &dest).unwrap(), 1);
-    assert_eq!(dest.to_hash_set().unwrap(), HashSet::from([7]));
+    match src.union_store([], &dest).unwrap_err() {
+        Error::WrongType { key, found, .. } => {
+            assert_eq!(key, "str");
+            assert_eq!(found, "string");
+        }
+        other => panic!("expected WrongType, got {other:?}"),
+    }
+    let kind: String = redis::cmd("TYPE").arg("str").query(&mut raw).unwrap();
+    assert_eq!(kind, "string");
 }
 
 #[test]

@@ -12,7 +12,9 @@ use std::time::Duration;
 use redis_caches::codec::Raw;
 use redis_caches::{Connection, Error, RedisCache, SentinelCache, Ttl, TtlPolicy};
 use support::RedisServer;
-use support::redis_helpers::{assert_handle, commands, raw_exec, raw_get, raw_pttl, raw_set};
+use support::redis_helpers::{
+    assert_handle, chain, commands, raw_exec, raw_get, raw_pttl, raw_set,
+};
 
 fn string_cache(conn: &Connection, key: &str) -> RedisCache<String> {
     RedisCache::builder(key).connection(conn).build()
@@ -71,8 +73,8 @@ fn set_get_delete_round_trip_with_borrowed_values() {
         Some("bonjour"),
         "another handle sees the write"
     );
-    assert!(c.delete().unwrap());
-    assert!(!c.delete().unwrap(), "nothing left to delete");
+    assert!(c.clear().unwrap());
+    assert!(!c.clear().unwrap(), "nothing left to delete");
     assert_eq!(c.get().unwrap(), None);
 
     let bytes: RedisCache<Vec<u8>> = RedisCache::builder("blob").connection(&conn).build();
@@ -110,7 +112,7 @@ fn default_value_is_returned_for_a_missing_key_and_never_stored() {
     assert!(!c.exists().unwrap(), "reading the default writes nothing");
     c.set(&5).unwrap();
     assert_eq!(c.get().unwrap(), Some(5));
-    c.delete().unwrap();
+    c.clear().unwrap();
     assert_eq!(c.clone().get().unwrap(), Some(0), "clones keep the default");
 }
 
@@ -129,7 +131,7 @@ fn get_set_delete_cost_one_command_each() {
         commands(&[("get", 1)])
     );
     assert_eq!(
-        server.count_commands(|| assert!(c.delete().unwrap())),
+        server.count_commands(|| assert!(c.clear().unwrap())),
         commands(&[("del", 1)])
     );
 
@@ -147,17 +149,11 @@ fn get_set_delete_cost_one_command_each() {
         .ttl(Duration::from_secs(60))
         .ttl_policy(TtlPolicy::Keep)
         .build();
+    keep.set("first").unwrap(); // the first call on a server also sends the script's text
     assert_eq!(
         server.count_commands(|| keep.set("v").unwrap()),
-        commands(&[
-            ("multi", 1),
-            ("set", 1),
-            ("eval", 1),
-            ("type", 1),
-            ("pexpire", 1),
-            ("exec", 1)
-        ]),
-        "keep policy: SET KEEPTTL + PEXPIRE NX in one transaction"
+        commands(&[("evalsha", 1), ("set", 1), ("pttl", 1)]),
+        "keep policy: one script, SET KEEPTTL, and PEXPIRE only when the key has no TTL"
     );
 }
 
@@ -193,8 +189,13 @@ fn get_or_insert_with_on_a_miss_stores_the_value() {
         .ttl(Duration::from_secs(60))
         .build();
     c.exists().unwrap(); // opens the pooled connection
+    let warm: RedisCache<u64> = RedisCache::builder("warm").connection(&conn).build();
+    warm.get_or_insert_with(|| 1).unwrap(); // loads the script on the server
     let counted = server.count_commands(|| assert_eq!(c.get_or_insert_with(|| 42).unwrap(), 42));
-    assert_eq!(counted, commands(&[("get", 1), ("set", 1)]));
+    assert_eq!(
+        counted,
+        commands(&[("get", 1), ("evalsha", 1), ("type", 1), ("set", 1)])
+    );
     assert_eq!(c.get().unwrap(), Some(42));
     let left = raw_pttl(&server, "answer");
     assert!((1..=60_000).contains(&left), "the TTL rides along: {left}");
@@ -284,7 +285,7 @@ fn incr_and_decr_cost_one_round_trip() {
     // A script: INCRBY must fail before PEXPIRE runs (see a_failed_incr_leaves_the_keys_ttl_alone).
     // The first call on a server loads the script; count the calls after that.
     with_ttl.incr(1).unwrap();
-    let transaction = commands(&[("evalsha", 1), ("incrby", 1), ("pexpire", 1)]);
+    let transaction = commands(&[("evalsha", 1), ("type", 1), ("incrby", 1), ("pexpire", 1)]);
     assert_eq!(
         server.count_commands(|| {
             with_ttl.incr(1).unwrap();
@@ -403,7 +404,7 @@ fn counter_overflow_is_a_redis_error_naming_the_key() {
             Error::Redis { target, .. } => assert_eq!(target, &key),
             other => panic!("ttl {ttl:?}: expected Error::Redis, got {other:?}"),
         }
-        assert!(err.to_string().contains("overflow"), "{err}");
+        assert!(chain(&err).contains("overflow"), "{}", chain(&err));
         assert_eq!(c.get().unwrap(), Some(i64::MAX), "the value is unchanged");
     }
 }
@@ -426,7 +427,7 @@ fn incr_on_a_non_integer_is_a_redis_error_naming_the_key() {
             Error::Redis { target, .. } => assert_eq!(target, &key),
             other => panic!("ttl {ttl:?}: expected Error::Redis, got {other:?}"),
         }
-        assert!(err.to_string().contains("not an integer"), "{err}");
+        assert!(chain(&err).contains("not an integer"), "{}", chain(&err));
         assert_eq!(raw_get(&server, &key).as_deref(), Some(&b"twelve"[..]));
     }
 }
@@ -443,7 +444,7 @@ fn a_new_value_that_does_not_fit_the_type_is_a_decode_error() {
     let err = c.incr(10).unwrap_err();
     assert!(err.is_decode(), "{err:?}");
     assert!(err.to_string().contains("tiny"), "{err}");
-    assert!(err.to_string().contains("260"), "{err}");
+    assert!(chain(&err).contains("260"), "{}", chain(&err));
     assert_eq!(
         raw_get(&server, "tiny").as_deref(),
         Some(&b"260"[..]),
@@ -455,7 +456,11 @@ fn a_new_value_that_does_not_fit_the_type_is_a_decode_error() {
         .codec(Raw)
         .build();
     let err = unsigned.decr(1).unwrap_err();
-    assert!(err.is_decode() && err.to_string().contains("-1"), "{err}");
+    assert!(
+        err.is_decode() && chain(&err).contains("-1"),
+        "{}",
+        chain(&err)
+    );
 
     let big: RedisCache<u64, Raw> = RedisCache::builder("huge")
         .connection(&conn)
@@ -796,7 +801,7 @@ fn golden_stored_bytes() {
     s.set("hi").unwrap();
     assert_eq!(
         raw_get(&server, "golden.motd"),
-        Some(vec![0xCA, 0x01, 0x58, 0x48, 0x4F, 0x60, 2, b'h', b'i'])
+        Some(vec![0xCA, 0x02, 0x05, 0xEC, 0x99, 0x3A, 2, b'h', b'i'])
     );
 
     let n: RedisCache<i64, Raw> = RedisCache::builder(("golden", 42))
@@ -808,11 +813,44 @@ fn golden_stored_bytes() {
     n.incr(1235).unwrap();
     assert_eq!(raw_get(&server, "golden.42"), Some(b"1".to_vec()));
 
+    // A schema version goes into the fingerprint: that of "u32" with version 2.
+    let versioned: RedisCache<u32> = RedisCache::builder(["golden", "versioned"])
+        .connection(&conn)
+        .schema_version(2)
+        .build();
+    versioned.set(&7).unwrap();
+    assert_eq!(
+        raw_get(&server, "golden.versioned"),
+        Some(vec![0xCA, 0x02, 0x08, 0xAF, 0x1C, 0x24, 7])
+    );
+
+    // Raw floats in their own shortest form.
+    let f: RedisCache<f32, Raw> = RedisCache::builder(["golden", "f32"])
+        .connection(&conn)
+        .codec(Raw)
+        .build();
+    f.set(&0.1).unwrap();
+    assert_eq!(raw_get(&server, "golden.f32"), Some(b"0.1".to_vec()));
+
+    #[cfg(feature = "json")]
+    {
+        let j: RedisCache<(u8, Option<String>), redis_caches::codec::Json> =
+            RedisCache::builder(["golden", "json"])
+                .connection(&conn)
+                .codec(redis_caches::codec::Json)
+                .build();
+        j.set(&(1, Some("a".to_string()))).unwrap();
+        assert_eq!(
+            raw_get(&server, "golden.json"),
+            Some(br#"[1,"a"]"#.to_vec())
+        );
+    }
+
     // And bytes written by another client in these forms read back.
     raw_set(
         &server,
         "golden.motd",
-        &[0xCA, 0x01, 0x58, 0x48, 0x4F, 0x60, 3, b'y', b'o', b'u'],
+        &[0xCA, 0x02, 0x05, 0xEC, 0x99, 0x3A, 3, b'y', b'o', b'u'],
     );
     assert_eq!(s.get().unwrap().as_deref(), Some("you"));
     raw_set(&server, "golden.42", b"-9");
@@ -820,17 +858,25 @@ fn golden_stored_bytes() {
 }
 
 #[test]
-fn a_ttl_too_large_for_redis_is_a_typed_error_and_stores_nothing() {
-    // Milliseconds saturate instead of wrapping around to a tiny TTL; Redis refuses the
-    // result, and the error names the key.
+fn a_ttl_out_of_range_is_a_config_error_before_anything_is_sent() {
+    // A TTL Redis would refuse is refused first, at every operation, so that no write is
+    // ever applied without its TTL; the error names the key.
     let server = RedisServer::start();
     let conn = server.connection();
     let c: RedisCache<String> = RedisCache::builder("forever")
         .connection(&conn)
         .ttl(Duration::MAX)
         .build();
-    let err = c.set("v").unwrap_err();
-    assert!(matches!(err, Error::Redis { .. }), "{err:?}");
-    assert!(err.to_string().contains("forever"), "{err}");
+    let counted = server.count_commands(|| {
+        let err = c.set("v").unwrap_err();
+        assert!(err.is_config(), "{err:?}");
+        assert!(err.to_string().contains("forever"), "{err}");
+        assert!(c.get().unwrap_err().is_config());
+    });
+    assert!(counted.is_empty(), "nothing sent: {counted:?}");
     assert_eq!(raw_get(&server, "forever"), None);
+    let zero = RedisCache::<String>::builder("zero")
+        .connection(&conn)
+        .ttl(Duration::ZERO);
+    assert!(zero.try_build().unwrap_err().is_config());
 }

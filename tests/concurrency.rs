@@ -2,7 +2,7 @@
 //! `DictCache::insert` returns exactly the value it replaced, every value goes to exactly one
 //! `DictCache::remove`, and `SortedSetCache::incr_score` loses no increment and returns each
 //! intermediate score once. (Counters, `SentinelCache` and memo single flight have their own
-//! tests in `tests/cache.rs`, `tests/sentinel.rs` and `tests/memo.rs`.)
+//! tests in `tests/cache.rs`, `tests/sentinel_cache.rs` and `tests/memo.rs`.)
 
 mod support;
 

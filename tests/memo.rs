@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use redis_caches::memo::{self, Memo, MemoStats, RefreshPool, WhenUnavailable};
+use redis_caches::OutagePolicy;
+use redis_caches::memo::{self, Memo, MemoStats, RefreshPool};
 use redis_caches::{Connection, Error};
 use support::{RedisServer, eventually, unique};
 
@@ -210,9 +211,13 @@ impl Gate {
     fn open(&self) {
         self.0.store(false, Ordering::SeqCst);
     }
+    /// Waits until the gate opens. A gate still closed after [`DEADLINE`] is a test that
+    /// lost track of it: that fails (the panic reaches the caller, or counts as a failed
+    /// background refresh in the statistics the tests check), never passes silently.
     fn pass(&self) {
         let deadline = Instant::now() + DEADLINE;
-        while self.0.load(Ordering::SeqCst) && Instant::now() < deadline {
+        while self.0.load(Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "the gate was never opened");
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -458,8 +463,8 @@ fn forget_removes_one_entry() {
     .build();
     m.call(1).unwrap();
     m.call(2).unwrap();
-    assert!(m.forget(&1).unwrap());
-    assert!(!m.forget(&1).unwrap());
+    assert!(m.forget(1).unwrap());
+    assert!(!m.forget(1).unwrap());
     m.call(1).unwrap();
     m.call(2).unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 3, "only 1 was computed again");
@@ -518,7 +523,7 @@ fn exact_statistics_over_a_scripted_sequence() {
     expect(2, 2, 1, 3);
     m.call(1).unwrap(); // fresh again
     expect(3, 2, 1, 3);
-    m.forget(&2).unwrap();
+    m.forget(2).unwrap();
     m.call(2).unwrap(); // miss after forget
     expect(3, 3, 1, 4);
     let before = m.reset_stats().unwrap();
@@ -593,6 +598,7 @@ fn a_fresh_hit_and_a_stale_hit_cost_one_round_trip() {
     });
     let mut expected = expected;
     expected.insert("set".into(), 1); // the lock, taken in the same script
+    expected.insert("get".into(), 2); // the value, and the lock's owner (not this call)
     assert_eq!(stale, expected);
     gate.open();
     assert!(eventually(DEADLINE, || m.stats().unwrap().refreshes == 2));
@@ -825,12 +831,19 @@ fn invalid_settings_are_config_errors_at_the_first_call() {
     }
 }
 
+/// A result an older build stored for another result type is a miss: computed once and
+/// written over, so the next call is a hit (see `Memo`'s "Results of another shape").
 #[test]
-fn an_undecodable_value_is_computed_again() {
+fn a_result_of_another_type_is_computed_again_and_written_over() {
     let server = RedisServer::start();
-    let m = Memo::builder("retyped", |x: u8| u64::from(x) * 10)
-        .connection(server.connection())
-        .build();
+    let calls = counter();
+    let c = calls.clone();
+    let m = Memo::builder("retyped", move |x: u8| {
+        c.fetch_add(1, Ordering::SeqCst);
+        u64::from(x) * 10
+    })
+    .connection(server.connection())
+    .build();
     // Written by an older build whose result type was a String.
     let old = Memo::builder("retyped", |x: u8| x.to_string())
         .connection(server.connection())
@@ -839,10 +852,14 @@ fn an_undecodable_value_is_computed_again() {
     assert_eq!(m.call(1).unwrap(), 10);
     assert_eq!(m.call(1).unwrap(), 10);
     assert_eq!(
-        m.stats().unwrap().hits,
+        calls.load(Ordering::SeqCst),
         1,
-        "stored again after the first call"
+        "written over by the first call"
     );
+    assert_eq!(m.peek(1).unwrap(), Some(10));
+    // The old build's miss; the read of its value, a miss too (computed again); the hit.
+    let stats = m.stats().unwrap();
+    assert_eq!((stats.misses, stats.hits), (2, 1));
 }
 
 #[test]
@@ -867,14 +884,15 @@ fn when_redis_is_down_the_policy_decides() {
 
     let lenient = Memo::builder("down", move |x: u8| x + 1)
         .connection(&conn)
-        .when_unavailable(WhenUnavailable::Compute)
+        .on_outage(OutagePolicy::Miss)
         .build();
     assert_eq!(lenient.call(1).unwrap(), 2);
     assert!(lenient.stats().unwrap_err().is_connection());
 
-    // Once the server is up, the same handles cache again.
+    // Once the server is up (and the connection back-off window over), the same handles
+    // cache again.
     let server = RedisServer::start_on(port, &[]);
-    assert!(eventually(DEADLINE, || lenient.call(1).is_ok()));
+    std::thread::sleep(redis_caches::connection::CONNECT_BACKOFF);
     lenient.call(1).unwrap();
     assert!(exists(&server, "{memo:down}.v.%01"));
 }
@@ -892,7 +910,7 @@ fn a_cached_counter_changes_in_place() {
     .ttl(Duration::from_secs(60))
     .build_counter();
     assert_eq!(
-        views.incr(&1, 1).unwrap(),
+        views.incr(1, 1).unwrap(),
         None,
         "not cached: nothing to change"
     );
@@ -903,10 +921,10 @@ fn a_cached_counter_changes_in_place() {
         .query(&mut server.raw())
         .unwrap();
     assert_eq!(raw, "10", "a plain Redis integer");
-    assert_eq!(views.incr(&1, 5).unwrap(), Some(15));
-    assert_eq!(views.decr(&1, 10).unwrap(), Some(5));
+    assert_eq!(views.incr(1, 5).unwrap(), Some(15));
+    assert_eq!(views.decr(1, 10).unwrap(), Some(5));
     assert_eq!(views.call(1).unwrap(), 5);
-    views.set(&1, 0).unwrap();
+    views.set(1, 0).unwrap();
     assert_eq!(views.call(1).unwrap(), 0);
     let pttl: i64 = redis::cmd("PTTL")
         .arg("{memo:views}.v.%01")
@@ -914,7 +932,7 @@ fn a_cached_counter_changes_in_place() {
         .unwrap();
     assert!(pttl > 0, "set keeps a TTL: {pttl}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert!(views.forget(&1).unwrap());
+    assert!(views.forget(1).unwrap());
     assert_eq!(views.call(1).unwrap(), 10);
     assert_eq!(views.stats().unwrap().misses, 2);
 }
@@ -952,13 +970,13 @@ fn a_cached_list_is_a_redis_list_in_order_with_its_ttl() {
         .query(&mut raw)
         .unwrap();
     assert_eq!(stored, &expected[..3], "order kept");
-    assert_eq!(recent.push(&3, &"item 1".to_string()).unwrap(), Some(4));
+    assert_eq!(recent.push(3, &"item 1".to_string()).unwrap(), Some(4));
     assert_eq!(recent.call(3).unwrap(), expected, "duplicates kept");
-    assert_eq!(recent.cached_len(&3).unwrap(), Some(4));
-    assert_eq!(recent.push(&9, &"x".to_string()).unwrap(), None);
-    assert_eq!(recent.cached_len(&9).unwrap(), None);
+    assert_eq!(recent.cached_len(3).unwrap(), Some(4));
+    assert_eq!(recent.push(9, &"x".to_string()).unwrap(), None);
+    assert_eq!(recent.cached_len(9).unwrap(), None);
     assert!(
-        eventually(DEADLINE, || recent.cached_len(&3).unwrap().is_none()),
+        eventually(DEADLINE, || recent.cached_len(3).unwrap().is_none()),
         "TTL honoured"
     );
 
@@ -998,7 +1016,7 @@ fn a_cached_hash_field_lives_in_the_functions_hash() {
         .query(&mut raw)
         .unwrap();
     assert!(pttl > 0);
-    assert!(title.forget(&1).unwrap());
+    assert!(title.forget(1).unwrap());
     assert!(exists(&server, "{memo:item}.h"), "the other field stays");
     assert_eq!(title.call(1).unwrap(), "title 1");
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -1013,7 +1031,7 @@ fn forget_after_deletes_what_a_mutation_changed() {
         .connection(server.connection())
         .build();
     assert_eq!(stock.call(1).unwrap(), 5);
-    let failed: Result<(), Error> = stock.forget_after(&1, || {
+    let failed: Result<(), Error> = stock.forget_after(1, || {
         Err(Error::InvalidKey {
             reason: "rejected".into(),
         })
@@ -1024,7 +1042,7 @@ fn forget_after_deletes_what_a_mutation_changed() {
         "kept when the mutation fails"
     );
     stock
-        .forget_after(&1, || -> Result<(), Error> {
+        .forget_after(1, || -> Result<(), Error> {
             db.store(4, Ordering::SeqCst);
             Ok(())
         })
@@ -1115,7 +1133,7 @@ fn forget_during_a_computation_keeps_the_old_result_out() {
         &server,
         "{memo:invalidated}.lock.%01"
     )));
-    m.forget(&1).unwrap(); // the data changed while the function was reading it
+    m.forget(1).unwrap(); // the data changed while the function was reading it
     gate.open();
     assert_eq!(computing.join().unwrap(), 1);
     assert!(!exists(&server, "{memo:invalidated}.v.%01"));
@@ -1136,4 +1154,447 @@ fn without_stats_a_hit_sends_no_hincrby() {
     assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
     assert!(!exists(&server, "{memo:uncounted}.stats"));
     assert_eq!(m.stats().unwrap(), MemoStats::default());
+}
+
+#[test]
+fn peek_reads_without_computing_counting_or_locking() {
+    let server = RedisServer::start();
+    let calls = counter();
+    let c = calls.clone();
+    let price = Memo::builder("peek", move |id: u64| {
+        c.fetch_add(1, Ordering::SeqCst);
+        id * 100
+    })
+    .connection(server.connection())
+    .build();
+    assert_eq!(price.peek(7).unwrap(), None);
+    assert!(
+        !exists(&server, "{memo:peek}.lock.%07"),
+        "peek takes no lock"
+    );
+    assert_eq!(price.call(7).unwrap(), 700);
+    let before = stats_tuple(&price.stats().unwrap());
+    let sent = server.count_commands(|| {
+        assert_eq!(price.peek(7).unwrap(), Some(700));
+    });
+    assert_eq!(sent.get("get"), Some(&1), "one GET: {sent:?}");
+    assert_eq!(sent.len(), 1, "nothing else: {sent:?}");
+    assert_eq!(stats_tuple(&price.stats().unwrap()), before, "no statistic");
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "peek never computes");
+
+    // A stored value of another type is a decode error, not a silent miss.
+    redis::cmd("SET")
+        .arg("{memo:peek}.v.%08")
+        .arg("not a u64")
+        .query::<()>(&mut server.raw())
+        .unwrap();
+    assert!(matches!(price.peek(8), Err(Error::Decode { .. })));
+}
+
+#[test]
+fn set_stores_a_fresh_result_with_the_ttl_and_no_statistic() {
+    let server = RedisServer::start();
+    let calls = counter();
+    let c = calls.clone();
+    let (ttl, refresh) = (Duration::from_secs(60), Duration::from_secs(30));
+    let price = Memo::builder("prime", move |id: u64| {
+        c.fetch_add(1, Ordering::SeqCst);
+        id * 100
+    })
+    .connection(server.connection())
+    .ttl(ttl)
+    .refresh(refresh)
+    .build();
+    price.set(7, &650).unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("{memo:prime}.v.%07")
+        .query(&mut server.raw())
+        .unwrap();
+    let ttl_ms = ttl.as_millis() as i64;
+    assert!(pttl > ttl_ms - 1_000 && pttl <= ttl_ms, "PTTL {pttl}");
+    assert_eq!(price.call(7).unwrap(), 650, "served as a fresh hit");
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    let s = price.stats().unwrap();
+    assert_eq!((s.hits, s.stale_hits, s.refreshes, s.misses), (1, 0, 0, 0));
+
+    // Overwrites a cached result, and a lock held by someone else stays theirs.
+    redis::cmd("SET")
+        .arg("{memo:prime}.lock.%07")
+        .arg("someone")
+        .query::<()>(&mut server.raw())
+        .unwrap();
+    price.set(7, &660).unwrap();
+    assert_eq!(price.peek(7).unwrap(), Some(660));
+    let owner: String = redis::cmd("GET")
+        .arg("{memo:prime}.lock.%07")
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(owner, "someone");
+}
+
+#[test]
+fn set_and_peek_on_a_cached_list_and_a_hash_field() {
+    let server = RedisServer::start();
+    let recent = Memo::builder("recent-set", |n: u32| {
+        (0..n).map(|i| format!("item {i}")).collect::<Vec<_>>()
+    })
+    .connection(server.connection())
+    .ttl(Duration::from_secs(60))
+    .build_list_with(redis_caches::codec::Raw);
+    assert_eq!(recent.peek(2).unwrap(), None);
+    let primed = vec!["a".to_string(), "b".to_string()];
+    recent.set(2, &primed).unwrap();
+    recent.set(2, &primed).unwrap(); // replaces, does not append
+    assert_eq!(recent.peek(2).unwrap(), Some(primed.clone()));
+    assert_eq!(recent.call(2).unwrap(), primed);
+    let len: i64 = redis::cmd("LLEN")
+        .arg("{memo:recent-set}.v.%02")
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(len, 2);
+    recent.set(2, &Vec::new()).unwrap();
+    assert_eq!(
+        recent.peek(2).unwrap(),
+        None,
+        "an empty list leaves nothing cached"
+    );
+
+    let views = Memo::builder("views-set", |id: u64| id as i64)
+        .connection(server.connection())
+        .build_counter();
+    assert_eq!(views.peek(4).unwrap(), None);
+    views.set(4, 40).unwrap();
+    assert_eq!(views.incr(4, 2).unwrap(), Some(42));
+    assert_eq!(views.peek(4).unwrap(), Some(42));
+
+    let title = Memo::builder("item-set", |id: u64| format!("title {id}"))
+        .connection(server.connection())
+        .key_template("{0}")
+        .ttl(Duration::from_secs(60))
+        .build_hash_field();
+    title.call(1).unwrap();
+    title.set(2, &"primed".to_string()).unwrap();
+    assert_eq!(title.peek(2).unwrap().as_deref(), Some("primed"));
+    assert_eq!(title.peek(1).unwrap().as_deref(), Some("title 1"));
+    assert_eq!(title.peek(3).unwrap(), None);
+    assert_eq!(title.call(2).unwrap(), "primed");
+    let fields: i64 = redis::cmd("HLEN")
+        .arg("{memo:item-set}.h")
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(fields, 2);
+}
+
+#[test]
+fn refresh_recomputes_stores_and_counts_a_refresh() {
+    let server = RedisServer::start();
+    let source = Arc::new(AtomicI64::new(1));
+    let fail = Arc::new(AtomicBool::new(false));
+    let (s, f) = (source.clone(), fail.clone());
+    let price = Memo::try_builder("refresh-now", move |id: u64| {
+        if f.load(Ordering::SeqCst) {
+            return Err("the source is down".into());
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(id as i64 * s.load(Ordering::SeqCst))
+    })
+    .connection(server.connection())
+    .ttl(Duration::from_secs(60))
+    .build();
+    assert_eq!(price.call(7).unwrap(), 7);
+    source.store(2, Ordering::SeqCst);
+    assert_eq!(price.call(7).unwrap(), 7, "still cached");
+    assert_eq!(price.refresh(7).unwrap(), 14);
+    assert_eq!(price.call(7).unwrap(), 14, "the refreshed result is served");
+    let s = price.stats().unwrap();
+    assert_eq!((s.misses, s.hits, s.refreshes), (1, 2, 2), "{s:?}");
+
+    // A failure is returned and the cached result stays.
+    fail.store(true, Ordering::SeqCst);
+    source.store(3, Ordering::SeqCst);
+    assert!(price.refresh(7).is_err());
+    assert_eq!(price.peek(7).unwrap(), Some(14));
+    // An uncached argument is computed and stored.
+    fail.store(false, Ordering::SeqCst);
+    assert_eq!(price.refresh(8).unwrap(), 24);
+    assert_eq!(price.peek(8).unwrap(), Some(24));
+}
+
+/// The value of `key` as a string, on a plain connection.
+fn get_string(server: &RedisServer, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(&mut server.raw()).unwrap()
+}
+
+#[test]
+fn finishing_a_computation_never_releases_another_holders_lock() {
+    // The caller's lock expired during a slow computation and another process took it: the
+    // late caller's release (a token comparison inside the script) leaves it alone.
+    let server = RedisServer::start();
+    let gate = Gate::default();
+    gate.close();
+    let g = gate.clone();
+    let m = Memo::builder("owned", move |x: u8| {
+        g.pass();
+        x
+    })
+    .connection(server.connection())
+    .lock_timeout(Duration::from_millis(50))
+    .build();
+    let lock = "{memo:owned}.lock.%01";
+    let computing = {
+        let m = m.clone();
+        std::thread::spawn(move || m.call(1).unwrap())
+    };
+    assert!(eventually(DEADLINE, || exists(&server, lock)));
+    assert!(
+        eventually(DEADLINE, || !exists(&server, lock)),
+        "the lock expires"
+    );
+    redis::cmd("SET")
+        .arg(lock)
+        .arg("another-process")
+        .arg("PX")
+        .arg(60_000)
+        .exec(&mut server.raw())
+        .unwrap();
+    gate.open();
+    assert_eq!(computing.join().unwrap(), 1, "the late result is returned");
+    assert_eq!(
+        get_string(&server, lock).as_deref(),
+        Some("another-process"),
+        "another holder's lock survives the release"
+    );
+    assert!(
+        !exists(&server, "{memo:owned}.v.%01"),
+        "and is not stored over"
+    );
+}
+
+#[test]
+fn releasing_orphaned_locks_never_frees_another_holders_lock() {
+    // A call whose reply is lost (here: a stalled server) may hold its lock without knowing;
+    // the next call releases it, but only while that call's token still holds it.
+    let server = RedisServer::start();
+    let conn = server.connection_with("timeout=100ms&pool_size=1");
+    let m = Memo::builder("orphans", |x: u8| x)
+        .connection(&conn)
+        .lock_timeout(Duration::from_secs(60))
+        .build();
+    for (x, other_holder) in [(1u8, true), (2, false)] {
+        let lock = format!("{{memo:orphans}}.lock.%0{x}");
+        // An open connection and a loaded script: the stalled call sends its read.
+        assert_eq!(m.call(9).unwrap(), 9);
+        server.pause();
+        let err = m.call(x).unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        server.resume();
+        // The stalled read ran once the server woke up: the lock is this call's.
+        assert!(eventually(DEADLINE, || exists(&server, &lock)));
+        if other_holder {
+            // It expired and another process took it before the next call.
+            redis::cmd("SET")
+                .arg(&lock)
+                .arg("another-process")
+                .exec(&mut server.raw())
+                .unwrap();
+        }
+        // The next call (for other arguments) releases the orphan first.
+        assert_eq!(m.call(9).unwrap(), 9);
+        if other_holder {
+            assert_eq!(
+                get_string(&server, &lock).as_deref(),
+                Some("another-process"),
+                "another holder's lock survives"
+            );
+        } else {
+            assert!(!exists(&server, &lock), "the orphan was released");
+        }
+    }
+}
+
+#[test]
+fn call_many_reads_every_cached_result_in_one_round_trip_and_computes_the_rest_once() {
+    let server = RedisServer::start();
+    let calls = counter();
+    let c = calls.clone();
+    let m = Memo::builder("many", move |x: u32| {
+        c.fetch_add(1, Ordering::SeqCst);
+        x * 10
+    })
+    .connection(server.connection())
+    .build();
+    m.call(1).unwrap();
+    m.call(2).unwrap();
+    m.call(3).unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    // Every result cached: one script for the batch, no function call.
+    let sent = server.count_commands(|| {
+        assert_eq!(m.call_many([3, 1, 2, 1]).unwrap(), [30, 10, 20, 10]);
+    });
+    assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
+    assert_eq!(sent.get("get"), Some(&4), "{sent:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+    // Two missing results, one of them asked for twice: each computed once, in order.
+    assert_eq!(m.call_many([4, 1, 5, 4]).unwrap(), [40, 10, 50, 40]);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(m.peek(4).unwrap(), Some(40));
+    assert_eq!(m.peek(5).unwrap(), Some(50));
+    // The statistics of that many calls: 1 a hit; 4 and 5 misses; 4 again a hit.
+    let stats = m.stats().unwrap();
+    assert_eq!(stats.hits, 4 + 2);
+    assert_eq!(stats.misses, 3 + 2);
+    assert_eq!(stats.waits, 0);
+
+    // An empty batch sends nothing; a disabled memo calls the function for each.
+    let sent = server.count_commands(|| assert!(m.call_many([]).unwrap().is_empty()));
+    assert!(sent.is_empty(), "{sent:?}");
+    m.disable();
+    assert_eq!(m.call_many([1, 1]).unwrap(), [10, 10]);
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+}
+
+#[test]
+fn call_many_splits_a_large_batch_into_scripts_of_batch_arguments() {
+    let server = RedisServer::start();
+    let m = Memo::builder("large", |x: u32| u64::from(x) + 1)
+        .connection(server.connection())
+        .build();
+    let n = Memo::<u32, u64>::BATCH as u32 * 2 + 3;
+    let all: Vec<u32> = (0..n).collect();
+    let first = m.call_many(all.clone()).unwrap();
+    assert_eq!(
+        first,
+        all.iter().map(|&x| u64::from(x) + 1).collect::<Vec<_>>()
+    );
+    let sent = server.count_commands(|| {
+        assert_eq!(m.call_many(all.clone()).unwrap(), first);
+    });
+    assert_eq!(sent.get("evalsha"), Some(&3), "{sent:?}");
+    assert_eq!(m.stats().unwrap().hits, u64::from(n));
+}
+
+/// The locks of a batch are taken one by one, right before each computation: a failing or
+/// panicking function leaves none behind, and a slow one never outlives the locks of the
+/// results computed after it (they are all stored).
+#[test]
+fn call_many_takes_each_lock_right_before_its_computation() {
+    let server = RedisServer::start();
+    let failing = Memo::try_builder("many-fail", |x: u32| {
+        if x == 1 {
+            Err(Error::InvalidKey {
+                reason: "boom".into(),
+            })
+        } else {
+            Ok(x)
+        }
+    })
+    .connection(server.connection())
+    .build();
+    assert!(failing.call_many([1, 2, 3]).is_err());
+    let locks: Vec<String> = redis::cmd("KEYS")
+        .arg("*many-fail*lock*")
+        .query(&mut server.raw())
+        .unwrap();
+    assert!(locks.is_empty(), "locks left behind: {locks:?}");
+    let started = Instant::now();
+    assert_eq!(failing.call(2).unwrap(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "call(2) waited for a lock"
+    );
+
+    let panicking = Memo::builder("many-panic", |x: u32| {
+        assert_ne!(x, 1, "a panicking function");
+        x
+    })
+    .connection(server.connection())
+    .build();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        panicking.call_many([1, 2, 3])
+    }));
+    assert!(caught.is_err());
+    let locks: Vec<String> = redis::cmd("KEYS")
+        .arg("*many-panic*lock*")
+        .query(&mut server.raw())
+        .unwrap();
+    assert!(locks.is_empty(), "locks left behind: {locks:?}");
+
+    let slow = Memo::builder("many-slow", |x: u32| {
+        std::thread::sleep(Duration::from_millis(150));
+        x
+    })
+    .connection(server.connection())
+    .lock_timeout(Duration::from_millis(300))
+    .build();
+    assert_eq!(slow.call_many([1, 2, 3, 4]).unwrap(), [1, 2, 3, 4]);
+    let stored: Vec<Option<u32>> = (1..=4).map(|x| slow.peek(x).unwrap()).collect();
+    assert_eq!(stored, [Some(1), Some(2), Some(3), Some(4)]);
+}
+
+/// With a cold near cache, a batch of results cached in Redis is still one script: the near
+/// cache is consulted, not filled, by `call_many`.
+#[test]
+fn call_many_with_a_near_cache_reads_redis_in_one_round_trip() {
+    let server = RedisServer::start();
+    let warm = Memo::builder("many-near", |x: u32| x + 1)
+        .connection(server.connection())
+        .build();
+    let all: Vec<u32> = (0..50).collect();
+    warm.call_many(all.clone()).unwrap();
+    let near = redis_caches::NearCache::with_capacity(1_000);
+    let m = Memo::builder("many-near", |x: u32| x + 1)
+        .connection(server.connection())
+        .near_cache(near.clone())
+        .build();
+    let sent = server.count_commands(|| {
+        assert_eq!(
+            m.call_many(all.clone()).unwrap(),
+            warm.call_many(all.clone()).unwrap()
+        );
+    });
+    assert_eq!(
+        sent.get("evalsha"),
+        Some(&2),
+        "one script per batch: {sent:?}"
+    );
+    assert_eq!(sent.get("pttl"), None, "no near-cache fill: {sent:?}");
+    // Filled by call: then call_many answers from memory.
+    m.call(7).unwrap();
+    let sent = server.count_commands(|| assert_eq!(m.call_many([7]).unwrap(), [8]));
+    assert!(sent.is_empty(), "{sent:?}");
+}
+
+/// A memo in a region: a batch reads the region's current generation (the engine declares
+/// the tree's keys once for the whole batch), and the region's invalidation empties it.
+#[test]
+fn call_many_in_a_region_follows_its_generations() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let calls = counter();
+    let c = calls.clone();
+    let region = redis_caches::Region::builder("shop.books")
+        .root(unique("many-tree"))
+        .connection(&conn)
+        .reclaim(redis_caches::region::Reclaim::Manual)
+        .build();
+    let m = region
+        .memo("price", move |x: u32| {
+            c.fetch_add(1, Ordering::SeqCst);
+            x * 2
+        })
+        .build();
+    assert_eq!(m.call_many([1, 2, 3, 2]).unwrap(), [2, 4, 6, 4]);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let sent = server.count_commands(|| {
+        assert_eq!(m.call_many([3, 2, 1]).unwrap(), [6, 4, 2]);
+    });
+    assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // The region is invalidated: the batch finds the new generation.
+    assert!(region.invalidate().unwrap());
+    assert_eq!(m.call_many([1, 2]).unwrap(), [2, 4]);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert_eq!(m.call_many([1, 2]).unwrap(), [2, 4]);
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
 }

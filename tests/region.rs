@@ -1,6 +1,6 @@
-//! Regions against real servers: nesting, key layout, links, invalidation under concurrency
-//! and across processes, TTL inheritance and policies, transactions, signals, memoization,
-//! outages, and what each operation costs.
+//! Regions against real servers: nesting, key layout, generations, invalidation under
+//! concurrency and across processes, reclamation, TTL inheritance and policies, transactions,
+//! signals, memoization, outages, and what each operation costs.
 
 mod support;
 
@@ -11,25 +11,23 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use redis_caches::codec::{Codec, Postcard, TypeTag};
-use redis_caches::region::OutagePolicy;
-use redis_caches::{Connection, DictCache, Error, Region, Signal, Ttl, TtlPolicy};
+use redis_caches::region::{OutagePolicy, Reclaim};
+use redis_caches::{Connection, DictCache, Error, Memo, Region, Signal, Ttl, TtlPolicy};
+use support::regions::{base, hash_key, queue, reachable};
 use support::{RedisServer, child_process, eventually, is_child, unique, wait_child};
 
-/// A region `name` under a fresh root on `conn`.
+/// A region `name` under a fresh root on `conn`, reclaimed only when the test says so (the
+/// background thread would change the keys and the command counts the tests look at).
 fn region(conn: &Connection, root: &str, name: &str) -> Region {
-    Region::builder(name).root(root).connection(conn).build()
+    Region::builder(name)
+        .root(root)
+        .connection(conn)
+        .reclaim(Reclaim::Manual)
+        .build()
 }
 
 fn exists(raw: &mut redis::Connection, key: &str) -> bool {
     redis::cmd("EXISTS").arg(key).query(raw).unwrap()
-}
-
-fn is_member(raw: &mut redis::Connection, set: &str, member: &str) -> bool {
-    redis::cmd("SISMEMBER")
-        .arg(set)
-        .arg(member)
-        .query(raw)
-        .unwrap()
 }
 
 fn pttl(raw: &mut redis::Connection, key: &str) -> i64 {
@@ -57,13 +55,26 @@ fn scan_keys(raw: &mut redis::Connection, pattern: &str) -> Vec<String> {
     }
 }
 
-/// Every key of the tree under `root` (no connection prefix).
+/// Every key of the tree under `root` (no connection prefix), sorted. Checks on the way that
+/// no key was ever written at the placeholder (`{root}@?`), which names a region's hash in
+/// requests and must only ever be read.
 fn tree_keys(raw: &mut redis::Connection, root: &str) -> Vec<String> {
     let pattern = format!(
         "{}*",
         redis_caches::key::glob_escape(&format!("{{{root}}}"))
     );
-    scan_keys(raw, &pattern)
+    let mut keys = scan_keys(raw, &pattern);
+    keys.sort();
+    assert!(
+        keys.iter().all(|k| !k.contains("@?")),
+        "a key at the placeholder: {keys:?}"
+    );
+    keys
+}
+
+/// The key of the region's current hash, read as an operator would.
+fn hash_of(raw: &mut redis::Connection, root: &str, name: &str) -> String {
+    hash_key(raw, &base(root), name).unwrap_or_else(|| panic!("{name} has no generation"))
 }
 
 /// What Redis Cluster hashes for `key`: the text between the first `{` and the next `}`.
@@ -73,9 +84,10 @@ fn hash_tag(key: &str) -> Option<&str> {
     Some(&key[open + 1..close]).filter(|t| !t.is_empty())
 }
 
+/// An entry key from its hash field: plain text (the field rule for `String`).
 fn decode_field(bytes: &[u8]) -> String {
     Postcard
-        .decode::<String>(bytes, &TypeTag::of::<String>())
+        .decode_field::<String>(bytes, &TypeTag::of::<String>())
         .expect("an entry key field")
 }
 
@@ -107,45 +119,72 @@ fn key_layout_in_redis() {
     leaf.set("k", "v").unwrap();
     region(&conn, &root, "").set("top", &1u8).unwrap();
     let mut raw = server.raw();
-    let mut expected = vec![
-        format!("p:{{{root}}}"),
-        format!("p:{{{root}}}#children"),
-        format!("p:{{{root}}}#children.abc"),
-        format!("p:{{{root}}}.abc.xyz"),
+    let b = format!("p:{{{root}}}");
+    // The leaf's write gave the root, `abc` and `abc.xyz` generations 1, 2 and 3.
+    let expected = vec![
+        format!("{b}#tree"),
+        format!("{b}@1"),
+        format!("{b}@1#children"),
+        format!("{b}@2.abc#children"),
+        format!("{b}@3.abc.xyz"),
     ];
-    expected.sort();
     // Nothing outside the connection prefix, and exactly these keys inside it.
     let mut all = scan_keys(&mut raw, "*");
     all.sort();
     assert_eq!(all, expected);
-    assert_eq!(leaf.key().unwrap(), format!("p:{{{root}}}.abc.xyz"));
-    let kind: String = redis::cmd("TYPE")
-        .arg(format!("p:{{{root}}}#children"))
+    let tree: HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(format!("{b}#tree"))
         .query(&mut raw)
         .unwrap();
-    assert_eq!(kind, "set");
-    assert!(is_member(
-        &mut raw,
-        &format!("p:{{{root}}}#children"),
-        &format!("p:{{{root}}}.abc")
-    ));
-    assert!(is_member(
-        &mut raw,
-        &format!("p:{{{root}}}#children.abc"),
-        &format!("p:{{{root}}}.abc.xyz")
-    ));
-    // The intermediate region "abc" got links only: no hash.
-    assert!(!exists(&mut raw, &format!("p:{{{root}}}.abc")));
-    // Fields are postcard-encoded String keys; values carry the value type's header.
+    assert_eq!(
+        tree,
+        HashMap::from([
+            ("root".to_string(), "1".to_string()),
+            ("next".to_string(), "3".to_string())
+        ])
+    );
+    let maps: Vec<HashMap<String, String>> =
+        [format!("{b}@1#children"), format!("{b}@2.abc#children")]
+            .iter()
+            .map(|m| redis::cmd("HGETALL").arg(m).query(&mut raw).unwrap())
+            .collect();
+    assert_eq!(
+        maps[0],
+        HashMap::from([("abc".to_string(), "2".to_string())])
+    );
+    assert_eq!(
+        maps[1],
+        HashMap::from([("xyz".to_string(), "3".to_string())])
+    );
+    for key in &all {
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut raw).unwrap();
+        assert_eq!(kind, "hash", "{key}");
+    }
+    assert_eq!(leaf.key().unwrap(), Some(format!("{b}@3.abc.xyz")));
+    assert_eq!(
+        region(&conn, &root, "abc").key().unwrap(),
+        Some(format!("{b}@2.abc"))
+    );
+    assert_eq!(region(&conn, &root, "nothing").key().unwrap(), None);
+    // The intermediate region "abc" got a generation only: no hash.
+    assert!(!exists(&mut raw, &format!("{b}@2.abc")));
+    // Fields are the entry keys as plain text; values carry the value type's header.
     let fields: Vec<Vec<u8>> = redis::cmd("HKEYS")
-        .arg(format!("p:{{{root}}}.abc.xyz"))
+        .arg(format!("{b}@3.abc.xyz"))
         .query(&mut raw)
         .unwrap();
-    assert_eq!(fields.len(), 1);
+    assert_eq!(fields, vec![b"k".to_vec()]);
     assert_eq!(decode_field(&fields[0]), "k");
     // Every key of the tree hashes to one cluster slot.
     let tags: HashSet<Option<&str>> = all.iter().map(|k| hash_tag(k)).collect();
     assert_eq!(tags, HashSet::from([Some(root.as_str())]), "{all:?}");
+    // Names are escaped in keys as in every key part, so no two regions share a hash.
+    let odd = region(&conn, &root, r"a\b.x");
+    odd.set("k", &1u8).unwrap();
+    let odd_key = odd.key().unwrap().unwrap();
+    assert!(odd_key.ends_with(r".a\\b.x"), "{odd_key}");
+    assert_eq!(odd.get::<u8>("k").unwrap(), Some(1));
+    assert_eq!(region(&conn, &root, "a").children().count(), 0);
 }
 
 #[test]
@@ -164,31 +203,44 @@ fn three_levels_invalidated_from_the_top() {
     assert_eq!(c.get::<u32>("k").unwrap(), Some(2));
     let names: Vec<String> = a.children().map(|r| r.unwrap().name()).collect();
     assert_eq!(names, vec!["a.b"]);
+    let mut raw = server.raw();
+    let retired = [&a, &b, &c].map(|r| r.key().unwrap().unwrap());
 
-    assert_eq!(a.invalidate().unwrap(), 3);
+    assert!(a.invalidate().unwrap());
     for r in [&a, &b, &c] {
         assert_eq!(r.get::<u32>("k").unwrap(), None, "{r:?}");
+        assert_eq!(r.key().unwrap(), None);
     }
     assert_eq!(sibling.get::<u32>("k").unwrap(), Some(3));
-    // The links a no longer needs are gone; the root still links "other".
-    let mut raw = server.raw();
-    let mut left = tree_keys(&mut raw, &root);
-    left.sort();
+    assert!(a.children().next().is_none());
+    // Unreachable, not deleted yet: the retired generation waits in the queue.
+    assert!(retired.iter().all(|k| exists(&mut raw, k)));
     assert_eq!(
-        left,
-        vec![format!("{{{root}}}#children"), format!("{{{root}}}.other"),]
+        queue(&mut raw, &base(&root)),
+        vec![retired[0][base(&root).len()..].to_string()]
     );
-    assert!(!is_member(
-        &mut raw,
-        &format!("{{{root}}}#children"),
-        &format!("{{{root}}}.a")
-    ));
-    // Writing again brings the tree back, linked.
+    assert!(!a.invalidate().unwrap(), "nothing left to invalidate");
+
+    assert_eq!(sibling.reclaim().unwrap(), 3, "three hashes");
+    assert_eq!(
+        tree_keys(&mut raw, &root),
+        vec![
+            format!("{{{root}}}#tree"),
+            format!("{{{root}}}@1#children"),
+            hash_of(&mut raw, &root, "other"),
+        ]
+    );
+    // Writing again brings the tree back, in new generations.
     c.set("k", &9u32).unwrap();
     assert!(a.children().any(|r| r.unwrap().name() == "a.b"));
+    assert!(!retired.contains(&c.key().unwrap().unwrap()));
+    assert_eq!(c.get::<u32>("k").unwrap(), Some(9));
+    assert_eq!(b.get::<u32>("k").unwrap(), None, "only c was written");
     // The root region invalidates everything.
-    assert_eq!(region(&conn, &root, "").invalidate().unwrap(), 2);
-    assert!(tree_keys(&mut raw, &root).is_empty());
+    assert!(region(&conn, &root, "").invalidate().unwrap());
+    assert_eq!(sibling.get::<u32>("k").unwrap(), None);
+    assert_eq!(a.reclaim().unwrap(), 2);
+    assert_eq!(tree_keys(&mut raw, &root), vec![format!("{{{root}}}#tree")]);
 }
 
 #[test]
@@ -200,7 +252,8 @@ fn entries_are_typed_per_call() {
     assert!(r.set("name", "Alice").unwrap());
     assert!(!r.set("name", &"Alicia".to_string()).unwrap());
     r.set("age", &31u8).unwrap();
-    r.set("tags", &["a", "b"][..]).unwrap();
+    r.set("tags", &["a".to_string(), "b".to_string()][..])
+        .unwrap();
     assert_eq!(r.get::<String>("name").unwrap().as_deref(), Some("Alicia"));
     assert_eq!(r.get::<u8>("age").unwrap(), Some(31));
     assert_eq!(
@@ -255,41 +308,60 @@ fn a_dict_view_shares_the_entries_and_keeps_the_tree_linked() {
         "the region's TTL"
     );
 
-    // Another handle (as another process would) invalidates the parent, links and all.
-    region(&conn, &root, "people").invalidate().unwrap();
+    assert_eq!(
+        view.get_many(["ada", "nobody", "alan"]).unwrap(),
+        vec![Some(36), None, Some(41)]
+    );
+    assert_eq!(view.keys().count(), 2);
+
+    // Another handle (as another process would) invalidates the parent: the view sees it.
+    assert!(region(&conn, &root, "people").invalidate().unwrap());
     assert!(view.is_empty().unwrap());
+    assert_eq!(view.get("ada").unwrap(), None);
+    assert_eq!(view.to_hash_map().unwrap(), HashMap::new());
     let counted = server.count_commands(|| {
         view.set("grace", &85).unwrap();
     });
+    // One script (the view found the path when it read): the maps read (the root's, then
+    // `people` is missing) and the tree's counter checked, two generations created
+    // (`people`, `people.ages`: two map entries and the counter), the type checked, HSET,
+    // the TTL.
     let expected: HashMap<String, u64> = [
-        ("multi", 1),
-        ("sadd", 2),
-        ("hset", 1),
-        ("eval", 1),
+        ("evalsha", 1),
+        ("hget", 3),
         ("type", 1),
+        ("hset", 4),
         ("pexpire", 1),
-        ("exec", 1),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    assert_eq!(counted, expected, "the view's writes carry the links");
+    assert_eq!(counted, expected, "the view's writes find their generation");
     let mut raw = server.raw();
-    assert!(is_member(
-        &mut raw,
-        &format!("{{{root}}}#children.people"),
-        &format!("{{{root}}}.people.ages")
-    ));
-    // Without a TTL the view's write is still atomic with its links.
+    assert_eq!(view.get("grace").unwrap(), Some(85));
+    assert!({
+        let k = hash_of(&mut raw, &root, "people.ages");
+        exists(&mut raw, &k)
+    });
+    // Without a TTL the view's write is still one script.
     let plain: DictCache<String, u32> = region(&conn, &root, "plain.ages").dict();
     let counted = server.count_commands(|| {
         plain.set("x", &1).unwrap();
     });
-    assert_eq!(counted.get("multi"), Some(&1), "{counted:?}");
-    assert_eq!(counted.get("sadd"), Some(&2), "{counted:?}");
+    // The process has not met `plain.ages` yet: its request starts from the path of the
+    // nearest region it knows (the root's), which is right (`plain` has no generation), so
+    // the generations are created in the one script.
+    assert_eq!(counted.get("evalsha"), Some(&1), "{counted:?}");
+    assert_eq!(counted.get("hset"), Some(&4), "{counted:?}");
+    // And the next write finds them.
+    let counted = server.count_commands(|| {
+        plain.set("y", &1).unwrap();
+    });
+    assert_eq!(counted.get("evalsha"), Some(&1), "{counted:?}");
 
     people.invalidate().unwrap();
     assert_eq!(view.get("grace").unwrap(), None);
+    people.reclaim().unwrap();
     assert!(
         tree_keys(&mut raw, &root)
             .iter()
@@ -330,11 +402,16 @@ fn a_key_of_another_type_is_a_typed_error() {
     let conn = server.connection();
     let root = unique("wrong");
     let r = region(&conn, &root, "w");
+    r.set("k", &1u8).unwrap();
+    let hash = r.key().unwrap().unwrap();
+    let mut raw = server.raw();
+    redis::cmd("DEL").arg(&hash).exec(&mut raw).unwrap();
     redis::cmd("SET")
-        .arg(r.key().unwrap())
+        .arg(&hash)
         .arg("x")
-        .exec(&mut server.raw())
+        .exec(&mut raw)
         .unwrap();
+    // Errors name the region by its name key, and say what the hash's key holds.
     match r.get::<u8>("k").unwrap_err() {
         Error::WrongType { key, found, .. } => {
             assert_eq!(key, format!("{{{root}}}.w"));
@@ -342,6 +419,23 @@ fn a_key_of_another_type_is_a_typed_error() {
         }
         other => panic!("expected WrongType, got {other}"),
     }
+    let err = r.set("k", &2u8).unwrap_err();
+    assert!(err.is_wrong_type(), "{err}");
+    let kept: String = redis::cmd("GET").arg(&hash).query(&mut raw).unwrap();
+    assert_eq!(kept, "x", "nothing written over it");
+    // A map of the tree holding another type: refused before anything is written.
+    let tree_before = tree_keys(&mut raw, &root);
+    redis::cmd("DEL")
+        .arg(format!("{{{root}}}@1#children"))
+        .exec(&mut raw)
+        .unwrap();
+    redis::cmd("SET")
+        .arg(format!("{{{root}}}@1#children"))
+        .arg("x")
+        .exec(&mut raw)
+        .unwrap();
+    assert!(region(&conn, &root, "fresh").set("k", &1u8).is_err());
+    assert_eq!(tree_keys(&mut raw, &root), tree_before);
 }
 
 #[test]
@@ -351,45 +445,72 @@ fn write_costs_one_round_trip_and_creation_at_most_one_then_none() {
     let root = unique("cost");
     let r = region(&conn, &root, "a.b");
     r.set("warm", &0u8).unwrap(); // opens the pooled connection
+    r.get::<u8>("warm").unwrap(); // loads the read script
 
     let write = server.count_commands(|| {
         r.set("k", &1u8).unwrap();
     });
-    let expected: HashMap<String, u64> = [("multi", 1), ("sadd", 2), ("hset", 1), ("exec", 1)]
+    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 3), ("type", 1), ("hset", 1)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    assert_eq!(write, expected, "one MULTI/EXEC: links, HSET");
+    assert_eq!(
+        write, expected,
+        "one script: the maps, the type checked, HSET"
+    );
+    let trips = server.count_round_trips(|| {
+        r.set("k", &2u8).unwrap();
+    });
+    assert_eq!(trips, 1);
 
     let with_ttl = Region::builder("a.b")
         .root(&root)
         .connection(&conn)
         .ttl(Duration::from_secs(60))
+        .reclaim(Reclaim::Manual)
         .build();
     let write = server.count_commands(|| {
         with_ttl.set("k", &1u8).unwrap();
     });
     assert_eq!(write.get("pexpire"), Some(&1), "{write:?}");
-    assert_eq!(write.get("exec"), Some(&1), "{write:?}");
+    assert_eq!(write.get("evalsha"), Some(&1), "{write:?}");
 
     let top = region(&conn, &root, "");
+    // The process learned the root's generation with `a.b`'s path: no round trip to learn
+    // it (see the module docs' "Redis Cluster").
+    let first = server.count_round_trips(|| {
+        top.get::<u8>("k").unwrap();
+    });
+    assert_eq!(first, 1, "the root's path is known from its descendant's");
     let write = server.count_commands(|| {
         top.set("k", &1u8).unwrap();
     });
-    assert_eq!(
-        write,
-        HashMap::from([("hset".to_string(), 1)]),
-        "the root has no links"
-    );
+    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 1), ("type", 1), ("hset", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(write, expected, "the root region: only the tree's hash");
 
     let read = server.count_commands(|| {
         r.get::<u8>("k").unwrap();
     });
-    assert_eq!(read, HashMap::from([("hget".to_string(), 1)]));
+    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 4)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(read, expected, "one script: the maps, then HGET");
+    let trips = server.count_round_trips(|| {
+        r.get::<u8>("k").unwrap();
+    });
+    assert_eq!(trips, 1);
 
     let fresh = region(&conn, &root, "c.d.e");
+    region(&conn, &root, "warm.up").create().unwrap(); // loads the script
+    assert_eq!(fresh.key().unwrap(), None); // learns the path: `c` has no generation
+    // One script: the root's generation and its map read, the tree's counter checked, three
+    // generations created (three map entries, the counter).
     let create = server.count_commands(|| fresh.create().unwrap());
-    let expected: HashMap<String, u64> = [("multi", 1), ("sadd", 3), ("exec", 1)]
+    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 3), ("hset", 4)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
@@ -409,23 +530,52 @@ fn write_costs_one_round_trip_and_creation_at_most_one_then_none() {
     let written = server.count_commands(|| region(&conn, &root, "a.b").create().unwrap());
     assert!(written.is_empty(), "{written:?}");
 
-    top.invalidate().unwrap(); // loads the script
-    let invalidate = server.count_commands(|| {
-        top.invalidate().unwrap();
+    // Invalidation: a constant number of commands, whatever lies below.
+    region(&conn, &root, "warm").invalidate().unwrap(); // loads the script
+    let small = region(&conn, &root, "small.one");
+    small.set("k", &1u8).unwrap();
+    let big = region(&conn, &root, "big");
+    big.transaction(|tx| tx.set("k", &1u8)).unwrap();
+    for i in 0..300 {
+        big.region(&format!("r{i}"))
+            .region("deeper")
+            .set("k", &i)
+            .unwrap();
+    }
+    let invalidate_small = server.count_commands(|| {
+        assert!(region(&conn, &root, "small").invalidate().unwrap());
     });
-    // One EVALSHA; the rest are the commands the script runs inside Redis.
-    assert_eq!(invalidate.get("evalsha"), Some(&1), "{invalidate:?}");
-    assert!(
-        invalidate
-            .keys()
-            .all(|c| ["evalsha", "smembers", "unlink", "srem"].contains(&c.as_str())),
-        "{invalidate:?}"
+    let invalidate_big = server.count_commands(|| {
+        assert!(big.invalidate().unwrap());
+    });
+    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 2), ("hdel", 1), ("rpush", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(invalidate_small, expected);
+    assert_eq!(invalidate_big, expected, "the same for 601 regions below");
+    let invalidate_root = server.count_commands(|| {
+        assert!(top.invalidate().unwrap());
+    });
+    let expected: HashMap<String, u64> = [
+        ("evalsha", 1),
+        ("hget", 1),
+        ("rpush", 1),
+        ("hincrby", 1),
+        ("hset", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(
+        invalidate_root, expected,
+        "the root region gets a new generation"
     );
 }
 
 /// The Python original's pitfall: a process that knows a child region writes to it after
-/// another process invalidated the parent (and with it the links). The write must link the
-/// child again, or the parent's next invalidation would miss it.
+/// another process invalidated the parent. The write must land where the parent's next
+/// invalidation finds it, and nothing written before the invalidation may show.
 #[test]
 fn writes_relink_a_child_after_another_process_invalidated_the_parent() {
     let server = RedisServer::start();
@@ -441,9 +591,16 @@ fn writes_relink_a_child_after_another_process_invalidated_the_parent() {
         &[("REGION_URL", server.url()), ("REGION_ROOT", root.clone())],
     ));
     let mut raw = server.raw();
-    assert!(
-        tree_keys(&mut raw, &root).is_empty(),
-        "the other process removed everything"
+    assert_eq!(
+        kid.get::<u8>("a").unwrap(),
+        None,
+        "invalidated by the other process"
+    );
+    assert!(parent.children().next().is_none());
+    assert_eq!(
+        tree_keys(&mut raw, &root).len(),
+        4,
+        "#tree, #gc and the retired pair"
     );
 
     // This process still knows "parent.kid" (create sends nothing), and writes again.
@@ -451,11 +608,21 @@ fn writes_relink_a_child_after_another_process_invalidated_the_parent() {
     assert!(sent.is_empty(), "{sent:?}");
     kid.set("b", &2u8).unwrap();
     assert!(parent.children().any(|c| c.unwrap().name() == "parent.kid"));
+    assert_eq!(
+        kid.get::<u8>("a").unwrap(),
+        None,
+        "the old generation stays out of sight"
+    );
 
     // A fresh handle (as another process would have) invalidates the parent: the kid goes.
-    region(&conn, &root, "parent").invalidate().unwrap();
+    assert!(region(&conn, &root, "parent").invalidate().unwrap());
     assert_eq!(kid.get::<u8>("b").unwrap(), None);
-    assert!(tree_keys(&mut raw, &root).is_empty());
+    assert_eq!(
+        parent.reclaim().unwrap(),
+        2,
+        "both generations of the kid's hash"
+    );
+    assert_eq!(tree_keys(&mut raw, &root), vec![format!("{{{root}}}#tree")]);
 }
 
 #[test]
@@ -468,30 +635,15 @@ fn child_invalidates_the_parent() {
     let root = std::env::var("REGION_ROOT").unwrap();
     let parent = region(&conn, &root, "parent");
     assert_eq!(parent.region("kid").get::<u8>("a").unwrap(), Some(1));
-    assert_eq!(parent.invalidate().unwrap(), 1);
+    assert!(parent.invalidate().unwrap());
 }
 
-/// Checks, with a plain connection, that every region hash of the tree is reachable from the
-/// root through the link sets, and that no entry the writers had finished before `snapshot`
-/// survives. Returns how many entries survive.
+/// Checks, with a plain connection, that no entry the writers had finished before
+/// `snapshot` is reachable from the tree's hash (what every reader sees). Returns how many
+/// reachable entries there are.
 fn check_tree(raw: &mut redis::Connection, root: &str, snapshot: &HashMap<String, u64>) -> usize {
-    let root_key = format!("{{{root}}}");
     let mut survivors = 0;
-    for key in tree_keys(raw, root) {
-        if key.contains('#') {
-            continue; // a link set
-        }
-        // Linked up to the root, level by level.
-        let mut child = key.clone();
-        while child != root_key {
-            let parent = child[..child.rfind('.').unwrap()].to_string();
-            let links = format!("{root_key}#children{}", &parent[root_key.len()..]);
-            assert!(
-                is_member(raw, &links, &child),
-                "{key} is not reachable: {child} missing from {links}"
-            );
-            child = parent;
-        }
+    for (name, key) in reachable(raw, &base(root)) {
         let fields: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(&key).query(raw).unwrap();
         for field in fields {
             let entry = decode_field(&field);
@@ -500,7 +652,7 @@ fn check_tree(raw: &mut redis::Connection, root: &str, snapshot: &HashMap<String
             let done_before = snapshot.get(writer).copied().unwrap_or(0);
             assert!(
                 seq > done_before,
-                "{key}[{entry}] was written before the invalidation began (writer {writer} had finished {done_before})"
+                "{name}[{entry}] was written before the invalidation began (writer {writer} had finished {done_before})"
             );
             survivors += 1;
         }
@@ -564,14 +716,19 @@ fn invalidation_racing_writer_threads_and_another_process() {
     );
     let mut removed = 0;
     let mut survived = 0;
-    for _round in 0..15 {
+    for round in 0..15 {
         std::thread::sleep(Duration::from_millis(20));
         let mut snapshot: HashMap<String, u64> = (0..8)
             .map(|t| (format!("t{t}"), done[t].load(Ordering::SeqCst)))
             .collect();
         snapshot.insert("p".to_string(), progress(&mut raw));
-        removed += top.invalidate().unwrap();
+        removed += u32::from(top.invalidate().unwrap());
         survived += check_tree(&mut raw, &root, &snapshot);
+        if round % 4 == 0 {
+            // Reclamation racing the writers deletes only what nobody reaches.
+            top.reclaim().unwrap();
+            survived += check_tree(&mut raw, &root, &snapshot);
+        }
     }
     stop.store(true, Ordering::Relaxed);
     redis::cmd("SET")
@@ -588,13 +745,10 @@ fn invalidation_racing_writer_threads_and_another_process() {
         survived > 0,
         "writes raced the invalidations (the test is not vacuous)"
     );
-    // Quiet now: one more invalidation leaves nothing of the top behind.
+    // Quiet now: one more invalidation and reclamation leave nothing of the top behind.
     top.invalidate().unwrap();
-    let left: Vec<String> = tree_keys(&mut raw, &root)
-        .into_iter()
-        .filter(|k| !k.ends_with("#children"))
-        .collect();
-    assert!(left.is_empty(), "{left:?}");
+    assert!(top.reclaim().unwrap() > 0);
+    assert_eq!(tree_keys(&mut raw, &root), vec![format!("{{{root}}}#tree")]);
 }
 
 #[test]
@@ -644,11 +798,12 @@ fn two_processes_share_a_region() {
     assert_eq!(shared.get::<u32>("from-child").unwrap(), Some(2));
     let kids: Vec<String> = shared.children().map(|c| c.unwrap().name()).collect();
     assert_eq!(kids, vec!["shared.sub"]);
-    assert_eq!(shared.invalidate().unwrap(), 2);
-    assert!(
-        tree_keys(&mut server.raw(), &root)
-            .iter()
-            .all(|k| k.ends_with("#children"))
+    assert!(shared.invalidate().unwrap());
+    assert_eq!(shared.get::<u32>("from-child").unwrap(), None);
+    assert_eq!(shared.reclaim().unwrap(), 2);
+    assert_eq!(
+        tree_keys(&mut server.raw(), &root),
+        vec![format!("{{{root}}}#tree")]
     );
 }
 
@@ -689,24 +844,43 @@ fn ttl_is_inherited_by_children_and_not_leaked_to_parents() {
     for r in [&parent, &child, &grandchild, &forever, &short] {
         r.set("k", &1u8).unwrap();
     }
+    let key = |r: &Region| r.key().unwrap().unwrap();
     for r in [&parent, &child, &grandchild] {
-        let ms = pttl(&mut raw, &r.key().unwrap());
+        let ms = pttl(&mut raw, &key(r));
         assert!(ms > 50_000 && ms <= 60_000, "{}: {ms}", r.name());
     }
-    assert_eq!(pttl(&mut raw, &forever.key().unwrap()), -1);
-    assert!(pttl(&mut raw, &short.key().unwrap()) <= 5_000);
+    assert_eq!(pttl(&mut raw, &key(&forever)), -1);
+    assert!(pttl(&mut raw, &key(&short)) <= 5_000);
     // The child's options stayed with the child.
-    assert!(pttl(&mut raw, &parent.key().unwrap()) > 50_000);
+    assert!(pttl(&mut raw, &key(&parent)) > 50_000);
+    // The tree's own keys never expire.
+    for k in tree_keys(&mut raw, &root) {
+        if k.ends_with("#tree") || k.ends_with("#children") {
+            assert_eq!(pttl(&mut raw, &k), -1, "{k}");
+        }
+    }
 
-    // Intermediate parents get links only: no hash, so no TTL of the leaf.
+    // Intermediate parents get generations only: no hash, so no TTL of the leaf.
     let leaf = Region::builder("x.y.z")
         .root(&root)
         .connection(&conn)
         .ttl(minute)
         .build();
     leaf.set("k", &1u8).unwrap();
-    assert_eq!(pttl(&mut raw, &format!("{{{root}}}.x")), -2);
-    assert_eq!(pttl(&mut raw, &format!("{{{root}}}.x.y")), -2);
+    assert_eq!(
+        {
+            let k = hash_of(&mut raw, &root, "x");
+            pttl(&mut raw, &k)
+        },
+        -2
+    );
+    assert_eq!(
+        {
+            let k = hash_of(&mut raw, &root, "x.y");
+            pttl(&mut raw, &k)
+        },
+        -2
+    );
     let x = region(&conn, &root, "x");
     x.set("k", &1u8).unwrap();
     assert_eq!(
@@ -799,9 +973,15 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
         .root(&root)
         .connection(&conn)
         .ttl(Duration::from_secs(60))
+        .reclaim(Reclaim::Manual)
         .build();
     r.set("old", &1u32).unwrap();
-    let key = r.key().unwrap();
+    // The first commit on a server also sends the script's text.
+    region(&conn, &root, "warm")
+        .transaction(|tx| tx.set("w", &1u8))
+        .unwrap();
+    let key = r.key().unwrap().unwrap();
+    r.get::<u32>("old").unwrap(); // loads the read script
     let mut observer = server.raw();
     let counted = server.count_commands(|| {
         let total = r
@@ -820,13 +1000,20 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
             .unwrap();
         assert_eq!(total, 5);
     });
-    assert_eq!(counted.get("multi"), Some(&1), "{counted:?}");
-    assert_eq!(counted.get("exec"), Some(&1), "{counted:?}");
-    assert_eq!(counted.get("hset"), Some(&1), "{counted:?}");
+    assert_eq!(
+        counted.get("evalsha"),
+        Some(&2),
+        "the read of `old` (the only one: the others see pending writes), then one script \
+         commits: {counted:?}"
+    );
+    assert!(!counted.contains_key("eval"), "{counted:?}");
+    // The commit's first write is an HSET of the first pair (so that a server out of memory
+    // refuses it before the HDEL), then one HSET of them all.
+    assert_eq!(counted.get("hset"), Some(&2), "{counted:?}");
     assert_eq!(
         counted.get("pexpire"),
         Some(&1),
-        "TTL in the same EXEC: {counted:?}"
+        "TTL in the same script: {counted:?}"
     );
     assert_eq!(r.get::<u32>("apples").unwrap(), Some(3));
     assert_eq!(r.get::<u32>("old").unwrap(), None);
@@ -887,7 +1074,7 @@ fn transaction_discards_everything_on_error_and_on_panic() {
     assert!(!r.exists().unwrap());
     assert!(
         tree_keys(&mut server.raw(), r.root()).is_empty(),
-        "not even the links"
+        "not even a generation"
     );
 
     // Errors of the crate convert into the caller's error type.
@@ -904,11 +1091,20 @@ fn transactions_from_many_threads_are_each_atomic() {
     let server = RedisServer::start();
     let conn = server.connection_with("pool_size=10");
     let r = region(&conn, &unique("txmany"), "pair");
-    let key = r.key().unwrap();
+    r.transaction(|tx| {
+        tx.set("a", &(0u32, 0u32))?;
+        tx.set("b", &(0u32, 0u32))
+    })
+    .unwrap();
+    let key = r.key().unwrap().unwrap();
     let (a, b) = {
         let mut tx_fields = Vec::new();
         for name in ["a", "b"] {
-            tx_fields.push(Postcard.encode(name, &TypeTag::of::<String>()).unwrap());
+            tx_fields.push(
+                Postcard
+                    .encode_field(name, &TypeTag::of::<String>())
+                    .unwrap(),
+            );
         }
         (tx_fields[0].clone(), tx_fields[1].clone())
     };
@@ -1026,6 +1222,7 @@ fn get_or_insert_with_and_memoized_functions() {
 
     let square_calls = Arc::new(AtomicU64::new(0));
     let counter = square_calls.clone();
+    #[allow(deprecated)]
     let square = r.memoize("square", move |n: &u64| {
         counter.fetch_add(1, Ordering::SeqCst);
         n * n
@@ -1036,17 +1233,20 @@ fn get_or_insert_with_and_memoized_functions() {
     });
     assert_eq!(square_calls.load(Ordering::SeqCst), 1);
     assert_eq!(
-        hits.get("hget"),
+        hits.get("evalsha"),
         Some(&3),
         "miss, store+read, hit: {hits:?}"
     );
+    assert_eq!(hits.get("hsetnx"), Some(&1), "{hits:?}");
     assert_eq!(square.call(&3).unwrap(), 9);
     assert_eq!(square_calls.load(Ordering::SeqCst), 2);
     // Another function with the same arguments does not collide.
+    #[allow(deprecated)]
     let cube = r.memoize("cube", |n: &u64| n * n * n);
     assert_eq!(cube.call(&12).unwrap(), 1728);
     // `None` is cached too.
     let nothing_calls = AtomicU64::new(0);
+    #[allow(deprecated)]
     let nothing = r.memoize("nothing", |_: &str| {
         nothing_calls.fetch_add(1, Ordering::SeqCst);
         None::<u8>
@@ -1095,7 +1295,11 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
     let err = fail.get::<u8>("k").unwrap_err();
     assert!(err.is_connection(), "{err}");
     assert!(fail.set("k", &2u8).unwrap_err().is_connection());
-    assert!(fail.transaction(|tx| tx.set("k", &2u8)).is_err());
+    assert!(
+        fail.transaction(|tx| tx.set("k", &2u8))
+            .unwrap_err()
+            .is_connection()
+    );
 
     assert_eq!(miss.get::<u8>("k").unwrap(), None);
     assert!(!miss.contains_key("k").unwrap());
@@ -1118,20 +1322,18 @@ fn outage_policies_with_a_server_stopped_and_restarted() {
     assert!(miss.len().is_err());
 
     server.restart();
-    assert!(
-        eventually(Duration::from_secs(5), || fail.set("k", &3u8).is_ok()),
-        "the pool recovers after the restart"
-    );
+    // Once the back-off window of the last failed attempt is over, the next calls succeed.
+    std::thread::sleep(redis_caches::connection::CONNECT_BACKOFF);
+    fail.set("k", &3u8).unwrap();
     miss.set("k", &3u8).unwrap();
     assert_eq!(miss.get::<u8>("k").unwrap(), Some(3));
     assert_eq!(fail.get::<u8>("k").unwrap(), Some(3));
-    // The restarted server lost everything; the writes linked the regions again.
+    // The restarted server lost everything; the writes created the regions again.
     let mut raw = server.raw();
-    assert!(is_member(
-        &mut raw,
-        &format!("{{{root}}}#children"),
-        &format!("{{{root}}}.miss")
-    ));
+    assert!({
+        let k = hash_of(&mut raw, &root, "miss");
+        exists(&mut raw, &k)
+    });
     let before = miss.outage_stats();
     miss.get::<u8>("k").unwrap();
     assert_eq!(
@@ -1208,4 +1410,577 @@ fn behaves_like_a_hash_map() {
         expected.sort();
         prop_assert_eq!(entries, expected);
     });
+}
+
+/// Writes a tree in the layout of redis-caches 0.1: `{root}` (the root's hash),
+/// `{root}.a`, `{root}.a.b` (hashes), `{root}#children` and `{root}#children.a` (link sets of
+/// the children's keys).
+fn write_old_layout(raw: &mut redis::Connection, root: &str) {
+    let b = base(root);
+    for hash in [b.clone(), format!("{b}.a"), format!("{b}.a.b")] {
+        redis::cmd("HSET")
+            .arg(&hash)
+            .arg("f")
+            .arg("v")
+            .exec(raw)
+            .unwrap();
+    }
+    redis::cmd("SADD")
+        .arg(format!("{b}#children"))
+        .arg(format!("{b}.a"))
+        .exec(raw)
+        .unwrap();
+    redis::cmd("SADD")
+        .arg(format!("{b}#children.a"))
+        .arg(format!("{b}.a.b"))
+        // Not a child's key: followed by neither layout.
+        .arg("elsewhere")
+        .exec(raw)
+        .unwrap();
+}
+
+#[test]
+fn the_old_layout_is_refused_until_the_root_is_invalidated() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("old");
+    let mut raw = server.raw();
+    write_old_layout(&mut raw, &root);
+    redis::cmd("SET")
+        .arg("elsewhere")
+        .arg("kept")
+        .exec(&mut raw)
+        .unwrap();
+    let before = tree_keys(&mut raw, &root);
+    let a = region(&conn, &root, "a");
+    let b = a.region("b");
+    let refused = |e: Error, what: &str| {
+        assert!(matches!(e, Error::OldLayout { .. }), "{what}: {e:?}");
+        assert!(e.to_string().contains("invalidate its root region"), "{e}");
+        assert!(
+            support::redis_helpers::chain(&e).contains("OLDLAYOUT"),
+            "the script's refusal is the source: {e:?}"
+        );
+    };
+    refused(a.get::<String>("f").unwrap_err(), "get");
+    refused(b.set("f", "w").unwrap_err(), "set");
+    refused(a.insert("f", &"w".to_string()).unwrap_err(), "insert");
+    refused(
+        a.transaction(|tx| tx.set("f", "w")).unwrap_err(),
+        "transaction",
+    );
+    refused(a.create().unwrap_err(), "create");
+    refused(a.invalidate().unwrap_err(), "invalidate below the root");
+    refused(a.dict::<String, String>().get("f").unwrap_err(), "the view");
+    refused(
+        a.memo("m", |x: u8| x).build().call(1).unwrap_err(),
+        "a memo",
+    );
+    assert_eq!(tree_keys(&mut raw, &root), before, "nothing written");
+
+    // Invalidating the root discards the old data, reclaimed like any retired generation.
+    let top = region(&conn, &root, "");
+    assert!(top.invalidate().unwrap());
+    assert_eq!(a.get::<String>("f").unwrap(), None);
+    b.set("f", "new").unwrap();
+    assert_eq!(b.get::<String>("f").unwrap().as_deref(), Some("new"));
+    assert_eq!(top.reclaim().unwrap(), 3, "the old hashes");
+    let left = tree_keys(&mut raw, &root);
+    assert!(
+        left.iter()
+            .all(|k| !k.contains("#children.") && k != &base(&root)),
+        "{left:?}"
+    );
+    assert!(!exists(&mut raw, &format!("{}#children", base(&root))));
+    let kept: String = redis::cmd("GET").arg("elsewhere").query(&mut raw).unwrap();
+    assert_eq!(
+        kept, "kept",
+        "a set member that is not a region's key is not followed"
+    );
+    assert_eq!(b.get::<String>("f").unwrap().as_deref(), Some("new"));
+}
+
+#[test]
+fn reclamation_deletes_only_the_keys_of_retired_regions() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("safe");
+    let b = base(&root);
+    let mut raw = server.raw();
+    let top = region(&conn, &root, "top");
+    for name in ["x", "y", "y.z"] {
+        top.region(name).set("k", &1u8).unwrap();
+    }
+    // Someone else's keys where reclamation looks: a string at a retired region's hash name,
+    // and keys that merely look like the tree's.
+    let x = hash_of(&mut raw, &root, "top.x");
+    redis::cmd("DEL").arg(&x).exec(&mut raw).unwrap();
+    redis::cmd("SET")
+        .arg(&x)
+        .arg("foreign")
+        .exec(&mut raw)
+        .unwrap();
+    let lookalikes = [
+        format!("{b}.top.x"),
+        format!("{b}@999.top"),
+        format!("{b}#children"),
+        format!("{b}top"),
+    ];
+    for k in &lookalikes {
+        redis::cmd("SET")
+            .arg(k)
+            .arg("foreign")
+            .exec(&mut raw)
+            .unwrap();
+    }
+    // Queue entries that are not a generation's stem are dropped, nothing else.
+    redis::cmd("RPUSH")
+        .arg(format!("{b}#gc"))
+        .arg("garbage")
+        .arg("@12abc")
+        .arg(".top.x")
+        .arg("!x")
+        .exec(&mut raw)
+        .unwrap();
+    let sibling = region(&conn, &root, "sibling");
+    sibling.set("k", &1u8).unwrap();
+
+    assert!(top.invalidate().unwrap());
+    assert_eq!(
+        top.reclaim().unwrap(),
+        2,
+        "top.y and top.y.z (top itself never had a hash, top.x's is someone else's)"
+    );
+    assert!(queue(&mut raw, &b).is_empty());
+    for k in lookalikes.iter().chain([&x]) {
+        let v: String = redis::cmd("GET").arg(k).query(&mut raw).unwrap();
+        assert_eq!(v, "foreign", "{k}");
+    }
+    assert_eq!(sibling.get::<u8>("k").unwrap(), Some(1));
+    let mut left = tree_keys(&mut raw, &root);
+    left.retain(|k| !lookalikes.contains(k) && k != &x);
+    assert_eq!(
+        left,
+        vec![
+            format!("{b}#tree"),
+            format!("{b}@1#children"),
+            hash_of(&mut raw, &root, "sibling"),
+        ]
+    );
+}
+
+#[test]
+fn deep_trees_are_reclaimed_depth_first_in_bounded_steps() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("deep");
+    let mut raw = server.raw();
+    let top = region(&conn, &root, "top");
+    // 3 levels of 6 children below `top`, a hash at every level but the middle one.
+    let mut hashes = 1;
+    top.set("k", &0u8).unwrap();
+    for i in 0..6 {
+        for j in 0..6 {
+            top.region(&format!("a{i}.b{j}")).set("k", &1u8).unwrap();
+            hashes += 1;
+            for k in 0..6 {
+                top.region(&format!("a{i}.b{j}.c{k}"))
+                    .set("k", &2u8)
+                    .unwrap();
+                hashes += 1;
+            }
+        }
+    }
+    let regions = reachable(&mut raw, &base(&root)).len();
+    assert_eq!(regions, 1 + 1 + 6 + 36 + 216, "the root, top and below");
+    assert!(top.invalidate().unwrap());
+    assert!(top.region("a3.b3.c3").key().unwrap().is_none());
+    let before = server.commandstats().get("evalsha").copied().unwrap_or(0);
+    let mut steps = 0;
+    let mut deleted = 0;
+    // Step by step, as the background thread does: the queue stays short (depth first).
+    loop {
+        let (n, left, _changed): (u64, u64, u64) = redis::cmd("EVALSHA")
+            .arg(reclaim_sha(&server))
+            .arg(1)
+            .arg(format!("{}#gc", base(&root)))
+            .arg(base(&root))
+            .arg(50)
+            .query(&mut raw)
+            .unwrap();
+        deleted += n;
+        steps += 1;
+        assert!(left <= 3 * 50, "the queue stays short: {left}");
+        if left == 0 {
+            break;
+        }
+    }
+    assert_eq!(deleted, hashes);
+    assert!(steps >= (1 + 6 + 36 + 216) / 50, "bounded steps: {steps}");
+    assert!(server.commandstats().get("evalsha").copied().unwrap_or(0) > before);
+    assert_eq!(
+        tree_keys(&mut raw, &root),
+        vec![format!("{{{root}}}#tree")],
+        "everything of top is gone"
+    );
+}
+
+/// The SHA of the reclamation script, as the crate sends it: read from the slow log (every
+/// command logged) around one `reclaim` call.
+fn reclaim_sha(server: &RedisServer) -> String {
+    let mut raw = server.raw();
+    let config = |raw: &mut redis::Connection, us: i64| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("slowlog-log-slower-than")
+            .arg(us)
+            .exec(raw)
+            .unwrap();
+    };
+    config(&mut raw, 0);
+    redis::cmd("SLOWLOG").arg("RESET").exec(&mut raw).unwrap();
+    let conn = server.connection();
+    region(&conn, &unique("probe"), "p").reclaim().unwrap();
+    let entries: Vec<(i64, i64, i64, Vec<String>)> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(100)
+        .query::<Vec<redis::Value>>(&mut raw)
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| {
+            redis::from_redis_value::<(i64, i64, i64, Vec<String>)>(e.clone())
+                .ok()
+                .or_else(|| {
+                    redis::from_redis_value::<(i64, i64, i64, Vec<String>, String, String)>(e)
+                        .ok()
+                        .map(|(a, b, c, d, _, _)| (a, b, c, d))
+                })
+        })
+        .collect();
+    config(&mut raw, 10_000);
+    entries
+        .into_iter()
+        .find_map(|(_, _, _, args)| {
+            (args[0].eq_ignore_ascii_case("evalsha") && args.iter().any(|a| a.ends_with("#gc")))
+                .then(|| args[1].clone())
+        })
+        .expect("the reclamation script in the slow log")
+}
+
+#[test]
+fn a_memo_in_a_region_lives_and_dies_with_the_region() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("memo-in");
+    let b = base(&root);
+    let mut raw = server.raw();
+    let reports = Region::builder("reports")
+        .root(&root)
+        .connection(&conn)
+        .ttl(Duration::from_secs(60))
+        .reclaim(Reclaim::Manual)
+        .build();
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = calls.clone();
+    let total = reports
+        .memo("total", move |(year, month): (u16, u8)| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            u64::from(year) * 100 + u64::from(month)
+        })
+        .build();
+    assert_eq!(total.call((2024, 5)).unwrap(), 202405);
+    assert_eq!(total.call((2024, 5)).unwrap(), 202405);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let stats = total.stats().unwrap();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.refreshes),
+        (1, 1, 1),
+        "{stats:?}"
+    );
+
+    // The result is a field of the region's hash, which the memo's store gave the region's
+    // TTL; it is not one of the region's keys.
+    let hash = reports.key().unwrap().unwrap();
+    let fields: Vec<Vec<u8>> = redis::cmd("HKEYS").arg(&hash).query(&mut raw).unwrap();
+    assert_eq!(fields.len(), 1);
+    assert!(
+        std::str::from_utf8(&fields[0]).is_err(),
+        "behind the memo header"
+    );
+    assert!(
+        fields[0].ends_with(b"total.%E8%0F%05"),
+        "{:?}",
+        String::from_utf8_lossy(&fields[0])
+    );
+    let ms = pttl(&mut raw, &hash);
+    assert!(ms > 50_000 && ms <= 60_000, "{ms}");
+    reports.set("entry", &1u8).unwrap();
+    assert_eq!(reports.len().unwrap(), 2);
+    assert_eq!(
+        reports.keys().map(Result::unwrap).collect::<Vec<_>>(),
+        ["entry"]
+    );
+    // Every key of the memo is in the tree, one slot: the statistics next to the tree's hash.
+    let keys = tree_keys(&mut raw, &root);
+    assert!(keys.contains(&format!("{b}#memo:total.stats")), "{keys:?}");
+    assert!(scan_keys(&mut raw, "*").iter().all(|k| k.starts_with(&b)));
+
+    // Invalidated with the region: computed again, into the new generation.
+    assert!(reports.invalidate().unwrap());
+    assert_eq!(total.call((2024, 5)).unwrap(), 202405);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_ne!(reports.key().unwrap().unwrap(), hash);
+    assert_eq!(reports.get::<u8>("entry").unwrap(), None);
+    // Statistics belong to the function: they outlive the invalidation, and the memos of one
+    // name in a tree share them.
+    assert_eq!(total.stats().unwrap().misses, 2);
+    let elsewhere = region(&conn, &root, "archive")
+        .memo("total", |(y, m): (u16, u8)| u64::from(y) + u64::from(m))
+        .build();
+    assert_eq!(elsewhere.call((1, 2)).unwrap(), 3);
+    assert_eq!(total.stats().unwrap().misses, 3);
+
+    // forget, clear, and the arguments that take part in the key.
+    assert!(total.forget((2024, 5)).unwrap());
+    assert!(!total.forget((2024, 5)).unwrap());
+    for m in 1..=3 {
+        total.call((2025, m)).unwrap();
+    }
+    reports.set("entry", &2u8).unwrap();
+    let other = reports.memo("other", |x: u8| x).build();
+    other.call(1).unwrap();
+    assert_eq!(total.clear().unwrap(), 3);
+    assert_eq!(
+        reports.len().unwrap(),
+        2,
+        "the entry and the other memo's result"
+    );
+    assert_eq!(other.call(1).unwrap(), 1);
+    assert_eq!(reports.get::<u8>("entry").unwrap(), Some(2));
+
+    // The memo's TTL is the region's, under its policy.
+    let kept = Region::builder("kept")
+        .root(&root)
+        .connection(&conn)
+        .ttl(Duration::from_millis(1500))
+        .ttl_policy(TtlPolicy::Keep)
+        .reclaim(Reclaim::Manual)
+        .build();
+    kept.set("first", &1u8).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let square = kept.memo("square", |x: u64| x * x).build();
+    assert_eq!(square.call(4).unwrap(), 16);
+    let left = pttl(&mut raw, &kept.key().unwrap().unwrap());
+    assert!(
+        left <= 1200,
+        "the store kept the TTL set by the first write: {left}"
+    );
+    assert!(eventually(Duration::from_secs(3), || !kept
+        .exists()
+        .unwrap()));
+}
+
+#[test]
+fn a_memo_in_a_region_computes_once_and_never_stores_across_an_invalidation() {
+    let server = RedisServer::start();
+    let conn = server.connection_with("pool_size=12");
+    let root = unique("memo-flight");
+    let mut raw = server.raw();
+    let user = region(&conn, &root, "users.7");
+    let calls = Arc::new(AtomicU64::new(0));
+    let gate = Arc::new(AtomicBool::new(false));
+    let (counter, wait) = (calls.clone(), gate.clone());
+    let orders = user
+        .memo("orders", move |page: u32| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            while !wait.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            vec![page; 3]
+        })
+        .lock_timeout(Duration::from_secs(30))
+        .wait_timeout(Duration::from_secs(30))
+        .build();
+
+    // Eight callers miss at once: one computes, under a lock beside the region's hash; the
+    // others wait for its result.
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let orders = orders.clone();
+            std::thread::spawn(move || orders.call(1).unwrap())
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(5), || {
+        tree_keys(&mut raw, &root)
+            .iter()
+            .any(|k| k.contains("#lock:orders."))
+    }));
+    let lock = tree_keys(&mut raw, &root)
+        .into_iter()
+        .find(|k| k.contains("#lock:orders."))
+        .unwrap();
+    assert!(
+        lock.starts_with(&hash_of(&mut raw, &root, "users.7")),
+        "{lock}"
+    );
+    assert!(pttl(&mut raw, &lock) > 0, "the lock expires by itself");
+    gate.store(true, Ordering::SeqCst);
+    for c in callers {
+        assert_eq!(c.join().unwrap(), vec![1, 1, 1]);
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "single flight");
+    assert!(orders.stats().unwrap().waits >= 1);
+
+    // A computation that started before an invalidation does not store its result after it:
+    // its lock was in the retired generation.
+    gate.store(false, Ordering::SeqCst);
+    let slow = {
+        let orders = orders.clone();
+        std::thread::spawn(move || orders.call(2).unwrap())
+    };
+    assert!(eventually(Duration::from_secs(5), || calls
+        .load(Ordering::SeqCst)
+        == 2));
+    assert!(region(&conn, &root, "users").invalidate().unwrap());
+    gate.store(true, Ordering::SeqCst);
+    assert_eq!(
+        slow.join().unwrap(),
+        vec![2, 2, 2],
+        "returned to its caller"
+    );
+    assert_eq!(
+        user.len().unwrap(),
+        0,
+        "but not stored in the new generation"
+    );
+    assert_eq!(orders.call(2).unwrap(), vec![2, 2, 2]);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "computed again");
+    assert_eq!(user.len().unwrap(), 1);
+}
+
+#[test]
+fn what_a_region_cannot_hold_for_a_memo_is_a_config_error() {
+    let conn = Connection::open(&unique("unused"), "redis://127.0.0.1:1/0").unwrap();
+    let r = region(&conn, "never", "r");
+    let with_ttl = r.memo("f", |x: u8| x).ttl(Duration::from_secs(1)).build();
+    let counter = Memo::builder("c", |x: u8| i64::from(x))
+        .region(&r)
+        .build_counter();
+    let list = Memo::builder("l", |x: u8| vec![x]).region(&r).build_list();
+    for err in [
+        with_ttl.call(1).unwrap_err(),
+        counter.call(1).unwrap_err(),
+        list.call(1).unwrap_err(),
+    ] {
+        assert!(err.is_config(), "{err}");
+    }
+    assert!(
+        with_ttl
+            .call(1)
+            .unwrap_err()
+            .to_string()
+            .contains("TTL on the region")
+    );
+}
+
+#[test]
+fn a_dict_view_reads_many_fields_and_pages_through_the_current_generation() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("many");
+    let r = region(&conn, &root, "big");
+    let view: DictCache<String, u32> = r.dict();
+    view.extend((0..2500u32).map(|i| (format!("k{i}"), i)))
+        .unwrap();
+    // More fields than one command of the script takes: read in commands of 1,000.
+    let keys: Vec<String> = (0..2600u32).map(|i| format!("k{i}")).collect();
+    let got = view.get_many(keys.iter()).unwrap();
+    assert_eq!(got.len(), 2600);
+    assert!(
+        got[..2500]
+            .iter()
+            .enumerate()
+            .all(|(i, v)| *v == Some(i as u32))
+    );
+    assert!(got[2500..].iter().all(Option::is_none));
+    assert_eq!(view.iter().count(), 2500);
+    assert!(view.pop_item().unwrap().is_some());
+    assert_eq!(view.len().unwrap(), 2499);
+    r.invalidate().unwrap();
+    assert!(
+        view.get_many(keys.iter())
+            .unwrap()
+            .iter()
+            .all(Option::is_none)
+    );
+    assert_eq!(view.iter().count(), 0);
+    assert_eq!(view.pop_item().unwrap(), None);
+    assert!(!view.clear().unwrap());
+    assert_eq!(view.ttl().unwrap(), Ttl::Missing);
+}
+
+#[test]
+fn out_of_memory_an_invalidation_is_refused_whole_and_reclamation_still_frees_memory() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("oom");
+    let b = base(&root);
+    let mut raw = server.raw();
+    let top = region(&conn, &root, "top");
+    for i in 0..20 {
+        top.region(&format!("l{i}")).set("k", &i).unwrap();
+    }
+    for i in 0..5 {
+        top.region(&format!("c{i}.x")).set("k", &i).unwrap();
+    }
+    // A region whose children all have children of their own: reclaiming it starts with
+    // growing the queue, and deletes nothing before.
+    let deep = region(&conn, &root, "deep");
+    for i in 0..3 {
+        deep.region(&format!("c{i}.x")).set("k", &i).unwrap();
+    }
+    let kept = region(&conn, &root, "kept");
+    kept.set("k", &1u8).unwrap();
+    assert!(deep.invalidate().unwrap());
+    let memory = |raw: &mut redis::Connection, bytes: u64| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(bytes)
+            .exec(raw)
+            .unwrap();
+    };
+    memory(&mut raw, 1); // every write refused (noeviction)
+
+    let err = kept.invalidate().unwrap_err();
+    assert!(err.is_write_refused(), "{err:?}");
+    assert_eq!(kept.get::<u8>("k").unwrap(), Some(1), "nothing changed");
+    assert_eq!(queue(&mut raw, &b).len(), 1);
+    assert!(kept.set("k", &2u8).unwrap_err().is_write_refused());
+
+    // Nothing to delete before the queue must grow: the step changes nothing, and reclaim
+    // returns instead of trying again and again.
+    assert_eq!(deep.reclaim().unwrap(), 0);
+    assert_eq!(queue(&mut raw, &b).len(), 1);
+
+    // Memory back: the work goes on where it stopped.
+    memory(&mut raw, 0);
+    assert!(top.invalidate().unwrap());
+    assert_eq!(top.reclaim().unwrap(), 3 + 25);
+    assert!(queue(&mut raw, &b).is_empty());
+
+    // A step that deletes hashes frees memory, and Redis then lets it queue what it found too
+    // (it refuses only a script's first write): out of memory, reclamation still finishes.
+    for i in 0..20 {
+        top.region(&format!("l{i}")).set("k", &i).unwrap();
+    }
+    for i in 0..5 {
+        top.region(&format!("c{i}.x")).set("k", &i).unwrap();
+    }
+    assert!(top.invalidate().unwrap());
+    memory(&mut raw, 1);
+    assert_eq!(top.reclaim().unwrap(), 25);
+    assert!(queue(&mut raw, &b).is_empty());
+    memory(&mut raw, 0);
+    assert!(kept.invalidate().unwrap());
 }

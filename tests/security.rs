@@ -130,6 +130,12 @@ fn dsn_cases() -> Vec<String> {
         format!("user:a?{SECRET}"),
         format!("user:a#{SECRET}"),
         format!("user:{SECRET}@extra-at"),
+        // A separator after a numeric "port" once made the password's tail the connection
+        // name, an option or the path.
+        format!("admin:6380#{SECRET}"),
+        format!("admin:6380/{SECRET}"),
+        format!("admin:6380?prefix={SECRET}"),
+        format!(":1#{SECRET}"),
     ] {
         for tail in [
             "h",
@@ -142,6 +148,10 @@ fn dsn_cases() -> Vec<String> {
             "h/1?db=2",
             "h?colour=blue",
             "h?pool_size=0",
+            "h?pool_size=4294967295",
+            "h?pool_timeout=0",
+            "h?pool_timeout=1e19",
+            "h?timeout=0.0001",
             "h?timeout=soon",
             "h?connect_timeout=0",
             "h?protocol=resp9",
@@ -153,10 +163,20 @@ fn dsn_cases() -> Vec<String> {
             "h/%ZZ",
             "",
         ] {
-            cases.push(format!("redis://{creds}@{tail}"));
-            cases.push(format!("rediss://{creds}@{tail}"));
-            cases.push(format!("mysql://{creds}@{tail}"));
+            for scheme in [
+                "redis",
+                "rediss",
+                "mysql",
+                "redis+cluster",
+                "rediss+sentinel",
+                "unix",
+            ] {
+                cases.push(format!("{scheme}://{creds}@{tail}"));
+            }
         }
+        cases.push(format!("redis+cluster://{creds}@h1:1,,h2/5"));
+        cases.push(format!("redis+sentinel://{creds}@s1,s2:x/m/1/2"));
+        cases.push(format!("redis+sentinel://{creds}@s1/m?nope=1"));
         cases.push(format!("rediss://{creds}@h?tls_cert=/c.pem"));
         cases.push(format!("redis+unix://{creds}@/run/r.sock?db=x"));
         cases.push(format!("unix://{creds}@"));
@@ -294,7 +314,7 @@ fn runtime_errors_and_handles_show_no_password() {
         }
     }
     assert!(
-        errors.iter().any(|e| matches!(e, Error::Pool { .. })),
+        errors.iter().any(|e| matches!(e, Error::Connect { .. })),
         "{errors:?}"
     );
     assert!(errors.iter().any(|e| e.is_timeout()), "{errors:?}");

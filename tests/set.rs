@@ -254,16 +254,17 @@ fn store_forms_write_the_destination_with_its_ttl() {
     dest.insert(&99).unwrap();
     assert!(dest.expire(Duration::from_secs(1)).unwrap());
 
+    let warm: SetCache<u32> = set(&conn, "warm");
+    a.union_store([&b], &warm).unwrap(); // the first call on a server sends the script's text
     let sent = server.count_commands(|| assert_eq!(a.union_store([&b], &dest).unwrap(), 4));
     assert_eq!(
         sent,
         commands(&[
-            ("multi", 1),
-            ("sunionstore", 1),
-            ("eval", 1),
+            ("evalsha", 1),
             ("type", 1),
+            ("sunionstore", 1),
+            ("pttl", 1),
             ("pexpire", 1),
-            ("exec", 1)
         ])
     );
     assert_eq!(dest.to_hash_set().unwrap(), [1, 2, 3, 4].into());
@@ -279,10 +280,13 @@ fn store_forms_write_the_destination_with_its_ttl() {
     assert_eq!(a.difference_store([&a], &a).unwrap(), 0);
     assert!(!a.exists().unwrap());
 
-    // Without a TTL on the destination: the store command alone.
+    // Without a TTL on the destination: the store command and the type guard.
     let plain: SetCache<u32> = set(&conn, "plain");
     let sent = server.count_commands(|| assert_eq!(b.union_store([], &plain).unwrap(), 3));
-    assert_eq!(sent, commands(&[("sunionstore", 1)]));
+    assert_eq!(
+        sent,
+        commands(&[("evalsha", 1), ("type", 1), ("sunionstore", 1)])
+    );
     assert_eq!(plain.ttl().unwrap(), Ttl::Persistent);
 }
 
@@ -396,43 +400,22 @@ fn single_element_operations_send_one_command_or_one_transaction() {
         (
             "insert with ttl",
             &|| ignore(ttl.insert(&1)),
-            &[
-                ("multi", 1),
-                ("sadd", 1),
-                ("eval", 1),
-                ("type", 1),
-                ("pexpire", 1),
-                ("exec", 1),
-            ],
+            &[("evalsha", 1), ("type", 1), ("sadd", 1), ("pexpire", 1)],
         ),
         (
             "pop with ttl",
             &|| ignore(ttl.pop()),
-            &[
-                ("multi", 1),
-                ("spop", 1),
-                ("eval", 1),
-                ("type", 1),
-                ("pexpire", 1),
-                ("exec", 1),
-            ],
+            &[("evalsha", 1), ("type", 1), ("spop", 1), ("pexpire", 1)],
         ),
     ];
     for (name, op, expected) in pinned {
         assert_eq!(server.count_commands(op), commands(expected), "{name}");
     }
-    keep.extend([1, 2]).unwrap(); // still a set after the remove, so PEXPIRE NX runs
+    keep.extend([1, 2]).unwrap(); // created with its TTL, which the Keep policy leaves alone
     let sent = server.count_commands(|| ignore(keep.remove(&1)));
     assert_eq!(
         sent,
-        commands(&[
-            ("multi", 1),
-            ("srem", 1),
-            ("eval", 1),
-            ("type", 1),
-            ("pexpire", 1),
-            ("exec", 1)
-        ])
+        commands(&[("evalsha", 1), ("type", 1), ("srem", 1), ("pttl", 1)])
     );
     let sent = server.count_commands(|| {
         plain.exists().unwrap();
@@ -444,4 +427,108 @@ fn single_element_operations_send_one_command_or_one_transaction() {
         sent,
         commands(&[("exists", 1), ("pttl", 1), ("pexpire", 1), ("del", 1)])
     );
+}
+
+fn smembers(server: &RedisServer, key: &str) -> Vec<Vec<u8>> {
+    let mut members: Vec<Vec<u8>> = redis::cmd("SMEMBERS")
+        .arg(key)
+        .query(&mut server.raw())
+        .unwrap();
+    members.sort();
+    members
+}
+
+/// Pins the stored members: changing them would orphan every set users already have.
+/// Strings and integers are plain text whatever the codec (JSON text for `Json`); other
+/// members keep the codec's encoding, the postcard header included.
+#[test]
+fn golden_stored_members() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let tags: SetCache<String> = set(&conn, "golden_tags");
+    tags.insert("rust").unwrap();
+    assert_eq!(smembers(&server, "golden_tags"), [b"rust".to_vec()]);
+
+    let ids: SetCache<i64> = set(&conn, "golden_ids");
+    ids.extend([-7, 42]).unwrap();
+    assert_eq!(
+        smembers(&server, "golden_ids"),
+        [b"-7".to_vec(), b"42".to_vec()]
+    );
+
+    // Magic 0xCA, format 2, the fingerprint of "tuple<u8,u8>", then postcard.
+    let pairs: SetCache<(u8, u8)> = set(&conn, "golden_pairs");
+    pairs.insert(&(1, 2)).unwrap();
+    assert_eq!(
+        smembers(&server, "golden_pairs"),
+        [vec![0xCA, 0x02, 0xEB, 0x28, 0xDB, 0xF2, 1, 2]]
+    );
+
+    let floats: SetCache<f32, redis_caches::codec::Raw> = SetCache::builder("golden_raw")
+        .connection(&conn)
+        .codec(redis_caches::codec::Raw)
+        .build();
+    floats.insert(&0.1).unwrap();
+    assert_eq!(smembers(&server, "golden_raw"), [b"0.1".to_vec()]);
+
+    #[cfg(feature = "json")]
+    {
+        let json: SetCache<String, redis_caches::codec::Json> = SetCache::builder("golden_json")
+            .connection(&conn)
+            .codec(redis_caches::codec::Json)
+            .build();
+        json.insert("rust").unwrap();
+        assert_eq!(smembers(&server, "golden_json"), [b"\"rust\"".to_vec()]);
+    }
+}
+
+/// `SISMEMBER tags rust` is true after `insert("rust")`, and members other clients add as
+/// plain text are members for the handle; a member that is not the canonical text of an
+/// integer, or was written by redis-caches 0.1 (format v1), is reported, never misread.
+#[test]
+fn string_and_integer_members_are_plain_text_for_other_clients() {
+    use redis_caches::codec::CodecErrorKind;
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let tags: SetCache<String> = set(&conn, "tags");
+    tags.insert("rust").unwrap();
+    let sismember = |key: &str, member: &[u8]| -> bool {
+        redis::cmd("SISMEMBER")
+            .arg(key)
+            .arg(member)
+            .query(&mut server.raw())
+            .unwrap()
+    };
+    assert!(sismember("tags", b"rust"));
+    raw_exec(&server, "SADD", ("tags", "go"));
+    assert!(tags.contains("go").unwrap());
+    let all: HashSet<String> = tags.to_hash_set().unwrap();
+    assert_eq!(all, HashSet::from(["rust".to_string(), "go".to_string()]));
+
+    let ids: SetCache<u32> = set(&conn, "ids");
+    ids.insert(&42).unwrap();
+    assert!(sismember("ids", b"42"));
+    raw_exec(&server, "SADD", ("ids", "7", "007"));
+    assert!(ids.contains(&7).unwrap());
+    let errors: Vec<Error> = ids.iter().filter_map(Result::err).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].is_decode(), "{:?}", errors[0]);
+    assert!(errors[0].to_string().contains("ids"), "{}", errors[0]);
+
+    // redis-caches 0.1 wrote "ada" as the v1 header and postcard.
+    let v1: [u8; 10] = [0xCA, 0x01, 0x58, 0x48, 0x4F, 0x60, 3, b'a', b'd', b'a'];
+    redis::cmd("SADD")
+        .arg("old")
+        .arg(&v1[..])
+        .exec(&mut server.raw())
+        .unwrap();
+    let old: SetCache<String> = set(&conn, "old");
+    assert!(!old.contains("ada").unwrap());
+    match old.to_hash_set() {
+        Err(Error::Decode { key, source }) => {
+            assert_eq!(key, "old");
+            assert_eq!(source.kind(), CodecErrorKind::OldFormat { version: 1 });
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -37,7 +37,7 @@ struct Model {
 impl Model {
     fn bytes(member: &str) -> Vec<u8> {
         Postcard
-            .encode(member, &TypeTag::of::<String>())
+            .encode_field(member, &TypeTag::of::<String>())
             .expect("encode")
     }
 
@@ -396,7 +396,7 @@ fn pages_through_3000_members_in_both_directions() {
         assert_eq!(added, 3000);
     });
     assert_eq!(sent, commands(&[("zadd", 3)]), "one ZADD per 1,000 members");
-    let encoded = |m: u32| Postcard.encode(&m, &TypeTag::of::<u32>()).unwrap();
+    let encoded = |m: u32| Postcard.encode_field(&m, &TypeTag::of::<u32>()).unwrap();
     let mut expected: Vec<u32> = (0..3000).collect();
     expected.sort_by_key(|&m| (m / 10, encoded(m)));
 
@@ -584,14 +584,7 @@ fn single_element_operations_send_one_command_or_one_transaction() {
     ttl.extend([(100, 100.0), (101, 101.0), (102, 102.0)])
         .unwrap();
     let with_ttl = |cmd: &'static str| -> Vec<(&'static str, u64)> {
-        vec![
-            ("multi", 1),
-            (cmd, 1),
-            ("eval", 1),
-            ("type", 1),
-            ("pexpire", 1),
-            ("exec", 1),
-        ]
+        vec![("evalsha", 1), ("type", 1), (cmd, 1), ("pexpire", 1)]
     };
     let pinned: [Pinned; 12] = [
         ("insert", &|| ignore(plain.insert(&1, 1.0)), &[("zadd", 1)]),
@@ -640,5 +633,109 @@ fn single_element_operations_send_one_command_or_one_transaction() {
             commands(&with_ttl(cmd)),
             "{name} with ttl"
         );
+    }
+}
+
+fn zrange(server: &RedisServer, key: &str) -> Vec<(Vec<u8>, f64)> {
+    redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut server.raw())
+        .unwrap()
+}
+
+/// Pins the stored members: changing them would orphan every sorted set users already have.
+/// Strings and integers are plain text whatever the codec (JSON text for `Json`); other
+/// members keep the codec's encoding, the postcard header included.
+#[test]
+fn golden_stored_members() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let names: SortedSetCache<String> = zset(&conn, "golden_names");
+    names.insert("ada", 1.5).unwrap();
+    assert_eq!(zrange(&server, "golden_names"), [(b"ada".to_vec(), 1.5)]);
+
+    let ids: SortedSetCache<i64> = zset(&conn, "golden_ids");
+    ids.extend([(-7, 1.0), (42, 2.0)]).unwrap();
+    assert_eq!(
+        zrange(&server, "golden_ids"),
+        [(b"-7".to_vec(), 1.0), (b"42".to_vec(), 2.0)]
+    );
+
+    // Magic 0xCA, format 2, the fingerprint of "tuple<u8,u8>", then postcard.
+    let pairs: SortedSetCache<(u8, u8)> = zset(&conn, "golden_pairs");
+    pairs.insert(&(1, 2), 3.0).unwrap();
+    assert_eq!(
+        zrange(&server, "golden_pairs"),
+        [(vec![0xCA, 0x02, 0xEB, 0x28, 0xDB, 0xF2, 1, 2], 3.0)]
+    );
+
+    let floats: SortedSetCache<f64, redis_caches::codec::Raw> =
+        SortedSetCache::builder("golden_raw")
+            .connection(&conn)
+            .codec(redis_caches::codec::Raw)
+            .build();
+    floats.insert(&-0.0, 0.0).unwrap();
+    assert_eq!(zrange(&server, "golden_raw"), [(b"-0".to_vec(), 0.0)]);
+
+    #[cfg(feature = "json")]
+    {
+        let json: SortedSetCache<String, redis_caches::codec::Json> =
+            SortedSetCache::builder("golden_json")
+                .connection(&conn)
+                .codec(redis_caches::codec::Json)
+                .build();
+        json.insert("ada", 1.0).unwrap();
+        assert_eq!(zrange(&server, "golden_json"), [(b"\"ada\"".to_vec(), 1.0)]);
+    }
+}
+
+/// `ZSCORE scores ada` works from any client after `insert("ada", ..)`, and members other
+/// clients add as plain text are the handle's; a member written by redis-caches 0.1 (format
+/// v1) is reported, never misread.
+#[test]
+fn string_and_integer_members_are_plain_text_for_other_clients() {
+    use redis_caches::codec::CodecErrorKind;
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let scores: SortedSetCache<String> = zset(&conn, "scores");
+    scores.insert("ada", 36.5).unwrap();
+    let zscore = |key: &str, member: &[u8]| -> Option<f64> {
+        redis::cmd("ZSCORE")
+            .arg(key)
+            .arg(member)
+            .query(&mut server.raw())
+            .unwrap()
+    };
+    assert_eq!(zscore("scores", b"ada"), Some(36.5));
+    raw_exec(&server, "ZADD", ("scores", 41, "alan"));
+    assert_eq!(scores.score("alan").unwrap(), Some(41.0));
+    assert_eq!(
+        scores.range(..).unwrap(),
+        [("ada".to_string(), 36.5), ("alan".to_string(), 41.0)]
+    );
+
+    let ids: SortedSetCache<u64> = zset(&conn, "ids");
+    ids.insert(&42, 1.0).unwrap();
+    assert_eq!(zscore("ids", b"42"), Some(1.0));
+    assert_eq!(ids.rank(&42).unwrap(), Some(0));
+
+    let v1: [u8; 10] = [0xCA, 0x01, 0x58, 0x48, 0x4F, 0x60, 3, b'a', b'd', b'a'];
+    redis::cmd("ZADD")
+        .arg("old")
+        .arg(1)
+        .arg(&v1[..])
+        .exec(&mut server.raw())
+        .unwrap();
+    let old: SortedSetCache<String> = zset(&conn, "old");
+    assert_eq!(old.score("ada").unwrap(), None);
+    match old.range(..) {
+        Err(Error::Decode { key, source }) => {
+            assert_eq!(key, "old");
+            assert_eq!(source.kind(), CodecErrorKind::OldFormat { version: 1 });
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -54,3 +54,16 @@ pub fn raw_pttl(server: &RedisServer, key: &str) -> i64 {
         .query(&mut server.raw())
         .unwrap()
 }
+
+/// An error's message followed by every source's, `: `-separated: what `{:#}` shows with
+/// `anyhow`. The crate's `Display` says what failed; the causes are its sources.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

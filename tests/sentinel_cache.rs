@@ -1,5 +1,7 @@
-//! SentinelCache against a real server: exactly one claim per key across threads and
-//! processes, TTL re-opening, reset, wrong types, and the commands a claim costs.
+//! The `SentinelCache` gate (a set-once claim under one key) against a real server: exactly
+//! one claim per key across threads and processes, TTL re-opening, reset, wrong types, and the
+//! commands a claim costs. (Redis Sentinel, the high-availability setup, is tested in
+//! `redis_sentinel.rs`.)
 
 mod support;
 
@@ -140,7 +142,7 @@ fn race_two_processes(server: &RedisServer) -> (HashSet<usize>, HashSet<usize>) 
     let all: HashSet<usize> = mine.union(&theirs).copied().collect();
     assert_eq!(all.len(), KEYS, "every gate is won by someone");
     // Every gate is now closed.
-    assert!(gate(&conn, (run.as_str(), "gate", 0)).is_set().unwrap());
+    assert!(gate(&conn, (run.as_str(), "gate", 0)).exists().unwrap());
     assert!(
         !gate(&conn, (run.as_str(), "gate", KEYS - 1))
             .claim()
@@ -182,13 +184,13 @@ fn claim_once_then_reset_reopens() {
     let server = RedisServer::start();
     let conn = server.connection();
     let g = gate(&conn, ["jobs", "nightly"]);
-    assert!(!g.is_set().unwrap());
+    assert!(!g.exists().unwrap());
     assert_eq!(g.ttl().unwrap(), Ttl::Missing);
     assert!(g.claim().unwrap());
     assert!(!g.claim().unwrap());
     assert!(!g.clone().claim().unwrap(), "a clone sees the same gate");
     assert!(!gate(&conn, ["jobs", "nightly"]).claim().unwrap());
-    assert!(g.is_set().unwrap());
+    assert!(g.exists().unwrap());
     assert!(g.exists().unwrap());
     assert_eq!(g.ttl().unwrap(), Ttl::Persistent, "no TTL: closed for good");
 
@@ -198,9 +200,9 @@ fn claim_once_then_reset_reopens() {
         .unwrap();
     assert_eq!(stored, b"1", "the gate stores the Redis string 1");
 
-    assert!(g.reset().unwrap());
-    assert!(!g.reset().unwrap(), "resetting an open gate is a no-op");
-    assert!(!g.is_set().unwrap());
+    assert!(g.clear().unwrap());
+    assert!(!g.clear().unwrap(), "resetting an open gate is a no-op");
+    assert!(!g.exists().unwrap());
     assert!(g.claim().unwrap());
     assert!(g.clear().unwrap());
     assert!(!g.exists().unwrap());
@@ -226,7 +228,7 @@ fn a_ttl_reopens_the_gate() {
         support::eventually(Duration::from_secs(5), || g.claim().unwrap()),
         "the gate never re-opened"
     );
-    assert!(g.is_set().unwrap());
+    assert!(g.exists().unwrap());
 
     // A claim on a closed gate does not push its expiry.
     let long = SentinelCache::builder("daily")
@@ -256,7 +258,7 @@ fn expire_closes_a_gate_for_a_while() {
     assert!(g.claim().unwrap());
     assert!(g.expire(Duration::from_millis(20)).unwrap());
     assert!(support::eventually(Duration::from_secs(5), || !g
-        .is_set()
+        .exists()
         .unwrap()));
     assert!(g.claim().unwrap());
 }
@@ -287,8 +289,8 @@ fn another_redis_type_under_the_key_is_a_typed_error() {
     }
     let kind: String = redis::cmd("TYPE").arg("busy").query(&mut raw).unwrap();
     assert_eq!(kind, "hash", "a failed claim writes nothing");
-    assert!(g.is_set().unwrap(), "documented: any key counts as set");
-    assert!(g.reset().unwrap());
+    assert!(g.exists().unwrap(), "documented: any key counts as set");
+    assert!(g.clear().unwrap());
     assert!(g.claim().unwrap());
 }
 
@@ -309,19 +311,29 @@ fn each_claim_is_one_set_command() {
         .connection(&conn)
         .ttl(Duration::from_secs(60))
         .build();
-    plain.is_set().unwrap(); // opens the pooled connection
+    plain.exists().unwrap(); // opens the pooled connection
     let counted = server.count_commands(|| {
         assert!(plain.claim().unwrap());
         assert!(!plain.claim().unwrap());
         assert!(with_ttl.claim().unwrap());
         assert!(!with_ttl.claim().unwrap());
     });
-    assert_eq!(counted.get("set"), Some(&4), "{counted:?}");
-    assert_eq!(counted.len(), 1, "nothing but SET: {counted:?}");
+    if server.version().redis_at_least(7, 0) {
+        assert_eq!(counted.get("set"), Some(&4), "{counted:?}");
+        assert_eq!(counted.len(), 1, "nothing but SET: {counted:?}");
+    } else {
+        // Redis 6.2 has no SET NX GET: one EVAL per claim runs SET NX, and TYPE and GET when
+        // the gate was already closed (to tell a closed gate from a key of another type).
+        assert_eq!(counted.get("eval"), Some(&4), "{counted:?}");
+        assert_eq!(counted.get("set"), Some(&4), "{counted:?}");
+        assert_eq!(counted.get("type"), Some(&2), "{counted:?}");
+        assert_eq!(counted.get("get"), Some(&2), "{counted:?}");
+        assert_eq!(counted.len(), 4, "{counted:?}");
+    }
 
     let counted = server.count_commands(|| {
-        plain.is_set().unwrap();
-        plain.reset().unwrap();
+        plain.exists().unwrap();
+        plain.clear().unwrap();
         plain.ttl().unwrap();
         plain.expire(Duration::from_secs(1)).unwrap();
     });

@@ -1,7 +1,7 @@
-//! Sentinel-managed high availability: the crate's operations, pipelines, transactions and
-//! scripts on the master a real group of three sentinels names (started by the test), a
-//! frozen sentinel that must not hang new connections, and a failover after the master is
-//! killed.
+//! Redis Sentinel, Sentinel-managed high availability: the crate's operations, pipelines,
+//! transactions and scripts on the master a real group of three sentinels names (started by
+//! the test), a frozen sentinel that must not hang new connections, and a failover after the
+//! master is killed. (The `SentinelCache` gate is tested in `sentinel_cache.rs`.)
 
 mod support;
 
@@ -9,12 +9,20 @@ use std::time::{Duration, Instant};
 
 use redis_caches::{Connection, RedisCache, Ttl, codec::Raw};
 use support::eventually;
-use support::sentinels::SentinelHarness;
+use support::redis_sentinel::SentinelHarness;
+
+/// How long a graceful failover may take to be usable (not a figure the docs promise).
+const RESUME_WITHIN: Duration = Duration::from_secs(20);
 
 /// How long after the master is killed operations must work again on the same handles: the
-/// sentinels see it down after `down-after-milliseconds` (500 ms here), agree, elect a leader
-/// and promote the replica within a few seconds, and the pool asks them again.
-const RESUME_WITHIN: Duration = Duration::from_secs(20);
+/// crate docs' figure ("Scale: Cluster and Sentinel"), `down-after-milliseconds` + 1.5 s,
+/// plus the `timeout` of a call already waiting (500 ms here), plus 25%.
+fn resume_after_kill() -> Duration {
+    let documented = support::redis_sentinel::DOWN_AFTER
+        + Duration::from_millis(1500)
+        + Duration::from_millis(500);
+    documented + documented / 4
+}
 
 fn query<T: redis::FromRedisValue>(
     conn: &Connection,
@@ -98,11 +106,19 @@ fn operations_run_on_the_master_and_follow_a_failover() {
     group.wait_replicated();
     let killed = group.kill_master();
     let started = Instant::now();
-    let resumed = eventually(RESUME_WITHIN, || hits.incr(1).is_ok());
+    let resumed = eventually(resume_after_kill(), || match hits.incr(1) {
+        Ok(_) => true,
+        Err(e) => {
+            // What the docs promise callers meanwhile.
+            assert!(e.is_connection() || e.is_timeout(), "{e:?}");
+            false
+        }
+    });
     let took = started.elapsed();
     assert!(
         resumed,
-        "no operation succeeded within {RESUME_WITHIN:?} of the kill"
+        "no operation succeeded within {:?} of the kill",
+        resume_after_kill()
     );
     eprintln!("operations resumed {took:?} after the master was killed");
     group.wait_for_failover(killed, Duration::from_secs(10));

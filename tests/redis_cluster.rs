@@ -1,6 +1,7 @@
-//! Redis Cluster: the crate's operations, pipelines, transactions and scripts on a real
+//! Redis Cluster: the crate's operations, raw pipelines, transactions and scripts on a real
 //! cluster of three masters with one replica each (started by the tests), the typed error for
-//! keys in several slots, and failovers (manual, and a killed master).
+//! keys in several slots, and failovers (manual, and a killed master). (Every collection type
+//! on a cluster: `every_type_on_cluster_and_sentinel.rs`.)
 
 mod support;
 
@@ -11,9 +12,13 @@ use support::cluster::ClusterHarness;
 use support::eventually;
 
 /// How long after a master is killed operations must work again on the same handles: the
-/// cluster marks the node failed after `cluster-node-timeout` (1 s here), its replica wins
-/// an election within about a second more, and the pool rebuilds its connections.
-const RESUME_WITHIN: Duration = Duration::from_secs(15);
+/// crate docs' figure ("Scale: Cluster and Sentinel"), `cluster-node-timeout` + 2.5 s,
+/// plus the `timeout` of a call already waiting (500 ms here), plus 25%.
+fn resume_within() -> Duration {
+    let documented =
+        support::cluster::NODE_TIMEOUT + Duration::from_millis(2500) + Duration::from_millis(500);
+    documented + documented / 4
+}
 
 fn text(conn: &Connection, key: &str) -> RedisCache<String> {
     RedisCache::builder(key).connection(conn).build()
@@ -52,10 +57,10 @@ fn operations_pipelines_and_scripts_run_on_a_cluster() {
     for (i, key) in keys.iter().enumerate() {
         assert_eq!(text(&conn, key).get().unwrap(), Some(format!("v{i}")));
         let stored: Vec<u8> = redis::cmd("GET").arg(key).query(&mut raw).unwrap();
-        assert_eq!(&stored[..2], &[0xCA, 0x01], "postcard header at {key}");
+        assert_eq!(&stored[..2], &[0xCA, 0x02], "postcard header at {key}");
     }
 
-    // Counters with a TTL: INCRBY + PEXPIRE in MULTI/EXEC, on every master.
+    // Counters with a TTL: INCRBY + PEXPIRE in one script, on every master.
     for i in 0..6 {
         let c = counter(&conn, &format!("cluster-counter-{i}"));
         assert_eq!(c.incr(5).unwrap(), 5);
@@ -72,7 +77,7 @@ fn operations_pipelines_and_scripts_run_on_a_cluster() {
     );
     assert!(lazy.exists().unwrap());
     assert!(lazy.expire(Duration::from_secs(30)).unwrap());
-    assert!(lazy.delete().unwrap());
+    assert!(lazy.clear().unwrap());
     assert!(!lazy.exists().unwrap());
 
     // A plain pipeline in one slot, and one whose first command has no key.
@@ -99,7 +104,7 @@ fn operations_pipelines_and_scripts_run_on_a_cluster() {
     .unwrap();
     assert_eq!((pong.as_str(), n), ("PONG", 3));
 
-    // A MULTI/EXEC transaction in one slot.
+    // A raw MULTI/EXEC transaction in one slot, on a pooled connection.
     let (x, y): (i64, i64) = query(&conn, |c| {
         redis::pipe()
             .atomic()
@@ -130,12 +135,16 @@ fn operations_pipelines_and_scripts_run_on_a_cluster() {
         assert_eq!(got, expected);
     }
 
-    // Timeouts apply to every node: a frozen master costs an error within a few timeouts
-    // (the cluster client tries 1 + 3 times), not a hang. Kept short: a node frozen for
-    // longer than cluster-node-timeout would be failed over.
+    // Timeouts apply to every node: a frozen master costs a timeout error, not a hang. Kept
+    // short: a node frozen for longer than cluster-node-timeout would be failed over.
     let quick = cluster.connection_with("timeout=100ms&connect_timeout=100ms");
     let frozen = text(&quick, "cluster-frozen");
-    frozen.set("x").unwrap();
+    // Set-up, not what is tested: on a loaded machine the first request (connection and slot
+    // map) can take longer than these 100 ms, so it is tried a few times.
+    assert!(
+        (0..5).any(|_| frozen.set("x").is_ok()),
+        "the set-up write never succeeded"
+    );
     let port = cluster.master_of("cluster-frozen");
     cluster.pause(port);
     let started = Instant::now();
@@ -221,9 +230,9 @@ fn operations_resume_on_the_same_handles_after_failovers() {
     kept.set("still here").unwrap();
 
     // A manual failover (CLUSTER FAILOVER on the replica): the pooled connections' slot maps
-    // are stale, yet the next transaction (INCRBY + PEXPIRE in MULTI/EXEC) and read succeed
-    // at the first attempt: the MOVED inside the aborted transaction refreshes the map and
-    // the transaction is sent again.
+    // are stale, yet the next write (INCRBY + PEXPIRE in one script) and read succeed at
+    // the first attempt: the MOVED refreshes the map and the script is sent to the new
+    // master.
     let old = cluster.master_of("failover-hits");
     let replica = cluster.replica_of(old);
     redis::cmd("CLUSTER")
@@ -243,11 +252,19 @@ fn operations_resume_on_the_same_handles_after_failovers() {
     cluster.wait_replicated("failover-kept");
     let killed = cluster.kill_master_of("failover-hits");
     let started = Instant::now();
-    let resumed = eventually(RESUME_WITHIN, || hits.incr(1).is_ok());
+    let resumed = eventually(resume_within(), || match hits.incr(1) {
+        Ok(_) => true,
+        Err(e) => {
+            // What the docs promise callers meanwhile.
+            assert!(e.is_connection() || e.is_timeout(), "{e:?}");
+            false
+        }
+    });
     let took = started.elapsed();
     assert!(
         resumed,
-        "no operation succeeded within {RESUME_WITHIN:?} of the kill"
+        "no operation succeeded within {:?} of the kill",
+        resume_within()
     );
     eprintln!("operations resumed {took:?} after the master was killed");
     cluster.wait_for_failover(killed, Duration::from_secs(10));
