@@ -1,5 +1,5 @@
 //! Side by side: every workload through this crate and through raw `redis` commands doing the
-//! same work, on the same throwaway `redis-server`, in the same run.
+//! same work, on the same throwaway server, in the same run.
 //!
 //! ```text
 //! cargo run --release --example compare                 # the full table (a few minutes)
@@ -7,6 +7,7 @@
 //! cargo run --release --example compare -- --python     # also the Python peers, same server
 //! cargo run --release --example compare -- RedisCache   # only workloads whose name contains it
 //! cargo run --release --example compare -- SetCache::extend   # exactly this one
+//! cargo run --release --example compare -- NearCache    # only the near-cache section
 //! ```
 //!
 //! Other options: `--ops N` (calls per single-element run), `--bulk-calls N` (calls per bulk
@@ -25,6 +26,8 @@ use std::process::Command;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
+#[path = "common/near.rs"]
+mod near;
 
 use common::{Env, Measured, Peer, Result, Side, Size, Stats, Workload, fmt_count};
 
@@ -475,8 +478,9 @@ fn main() -> Result<()> {
         command_output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
     );
     println!(
-        "- server: {}",
-        command_output("redis-server", &["--version"])
+        "- server: {} ({})",
+        env.server.version(),
+        env.server.binary().display()
     );
     println!(
         "- machine: {} cores ({}), load average at start {}",
@@ -534,6 +538,11 @@ fn main() -> Result<()> {
     }
 
     print_summary(&singles, &bulks);
+
+    // The near-cache section: hits against round trips, thread scaling, a Zipf workload.
+    if a.filters.is_empty() || a.filters.iter().any(|f| "NearCache".contains(f.as_str())) {
+        near::run(&env.server.url(), a.quick)?;
+    }
 
     println!("\n### Targets\n");
     let one = |rows: &[Row], t: usize| rows.iter().find(|r| r.threads == t).and_then(Row::ratio);

@@ -82,16 +82,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     let likes = Memo::builder("example-likes", |_post: u64| 41i64)
         .ttl(Duration::from_secs(60))
         .build_counter();
-    likes.forget(&1)?;
+    likes.forget(1)?;
     println!("likes(1) = {}", likes.call(1)?);
-    println!("after a new like: {:?}", likes.incr(&1, 1)?);
+    println!("after a new like: {:?}", likes.incr(1, 1)?);
 
     println!("price stats: {:?}", price.stats()?);
     println!("report stats: {:?}", report.stats()?);
 
     price.clear()?;
     report.clear()?;
-    likes.forget(&1)?;
+    likes.forget(1)?;
     for m in [
         price.reset_stats(),
         report.reset_stats(),

@@ -1,5 +1,5 @@
 //! What the criterion benches (`benches/collections.rs`) and the comparison program
-//! (`examples/compare.rs`) share: a throwaway `redis-server`, the two connection pools (the
+//! (`examples/compare.rs`) share: a throwaway server, the two connection pools (the
 //! crate's, and a plain r2d2 pool of `redis::Client` connections for the raw side), the
 //! server's counters, and the workloads (in `workloads.rs`), each written twice: through the
 //! crate and through raw `redis` commands doing the same work.
@@ -7,12 +7,11 @@
 //! Adding a workload is one [`Workload`] value in `workloads.rs`; both programs pick it up.
 #![allow(dead_code)]
 
+#[path = "../../tests/support/server.rs"]
+pub mod server;
 pub mod workloads;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -119,68 +118,9 @@ impl RawKey {
     }
 }
 
-/// A `redis-server` on a free loopback port, persistence off, killed when dropped.
-pub struct Server {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Server {
-    /// Starts one; fails with an install hint when `redis-server` is not on PATH.
-    pub fn start() -> Result<Server> {
-        let dir = std::env::temp_dir().join(format!("redis-caches-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        for _attempt in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&dir)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .map_err(|e| {
-                    format!(
-                        "cannot start redis-server ({e}): install it with \
-                         `sudo apt-get install -y redis-server` or `brew install redis`"
-                    )
-                })?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if child.try_wait()?.is_some() {
-                    break; // the port was taken meanwhile: try another
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Ok(Server { child, port, dir });
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        Err("redis-server did not start after 5 attempts".into())
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// `redis://127.0.0.1:<port>/0`.
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// The server the benches run against: the tests' launcher (`REDIS_CACHES_SERVER` picks the
+/// binary), persistence off, on a free loopback port, killed when dropped.
+pub type Server = server::RedisServer;
 
 /// What the server counted between [`Env::reset_stats`] and [`Env::stats`]: calls per
 /// command (from `INFO commandstats`) and read events (`total_reads_processed`, one per
@@ -249,7 +189,7 @@ pub struct Env {
 impl Env {
     /// Starts a server and opens both pools (16 connections at most each, opened lazily).
     pub fn start() -> Result<Env> {
-        let server = Server::start()?;
+        let server = Server::launch().try_start()?;
         let url = server.url();
         let conn = Connection::open("bench", &url)?;
         let pool = r2d2::Pool::builder()

@@ -567,7 +567,10 @@ fn dicts() -> Vec<Workload> {
             },
             ours: |cx: &Ctx| {
                 let d = dict(cx, 0)?;
-                op(move |_| Ok(d.extend((0..BULK).map(|i| (member(i), VALUE.to_string())))?))
+                op(move |_| {
+                    d.extend((0..BULK).map(|i| (member(i), VALUE.to_string())))?;
+                    Ok(())
+                })
             },
             // As the crate does: 8 HSETs of 512 pairs per round trip.
             raw: |cx: &Ctx| {
@@ -645,42 +648,156 @@ fn memo() -> Vec<Workload> {
     }]
 }
 
+/// What the crate's region scripts do, written plainly for the raw side: follow the tree's
+/// maps from `{root}#tree` down to the region's current generation (creating what is missing
+/// on a write), then the command. `KEYS[1]`: the tree's base key; `ARGV`: the number of name
+/// parts `n`, the parts, then the command's own arguments. The server's work is the crate's
+/// (one `HGET` per level); the crate's scripts also declare those keys, named on the client
+/// from the generations it last found, which the raw side does not (safe on one server, not
+/// while a Redis Cluster slot migrates: see the region module's "Redis Cluster").
+const RAW_REGION_GET: &str = r"
+local base, n = KEYS[1], tonumber(ARGV[1])
+local id = redis.call('HGET', base .. '#tree', 'root')
+if not id then return false end
+local names = ''
+for i = 2, n + 1 do
+  local child = redis.call('HGET', base .. '@' .. id .. names .. '#children', ARGV[i])
+  if not child then return false end
+  id, names = child, names .. '.' .. ARGV[i]
+end
+return redis.call('HGET', base .. '@' .. id .. names, ARGV[n + 2])
+";
+
+/// The write: `ARGV` after the parts: field, value, TTL in milliseconds or empty.
+const RAW_REGION_SET: &str = r"
+local base, n = KEYS[1], tonumber(ARGV[1])
+local meta = base .. '#tree'
+local id = redis.call('HGET', meta, 'root')
+if not id then
+  id = redis.call('HINCRBY', meta, 'next', 1)
+  redis.call('HSET', meta, 'root', id)
+end
+local names = ''
+for i = 2, n + 1 do
+  local map = base .. '@' .. id .. names .. '#children'
+  local child = redis.call('HGET', map, ARGV[i])
+  if not child then
+    child = redis.call('HINCRBY', meta, 'next', 1)
+    redis.call('HSET', map, ARGV[i], child)
+  end
+  id, names = child, names .. '.' .. ARGV[i]
+end
+local key = base .. '@' .. id .. names
+local t = redis.call('TYPE', key)['ok']
+if t ~= 'none' and t ~= 'hash' then return redis.error_reply('WRONGTYPE') end
+local r = redis.call('HSET', key, ARGV[n + 2], ARGV[n + 3])
+if ARGV[n + 4] ~= '' then redis.call('PEXPIRE', key, ARGV[n + 4]) end
+return r
+";
+
+/// A region two levels down (`<key>.user`, as `users.42`), under the default root.
+fn user_region(cx: &Ctx, ttl: Option<Duration>) -> Region {
+    let b = Region::builder(&format!("{}.user", cx.key)).connection(cx.conn);
+    match ttl {
+        Some(ttl) => b.ttl(ttl).build(),
+        None => b.build(),
+    }
+}
+
+/// The raw side's region write, as one script call.
+fn raw_region_set(
+    script: &redis::Script,
+    r: &RawKey,
+    field: &str,
+    ttl: Option<Duration>,
+) -> Result<u32> {
+    let ms = ttl.map(|t| t.as_millis().to_string()).unwrap_or_default();
+    Ok(script
+        .key("{root}")
+        .arg(2)
+        .arg(&r.key)
+        .arg("user")
+        .arg(field)
+        .arg(VALUE)
+        .arg(ms)
+        .invoke(&mut *r.conn()?)?)
+}
+
 fn region() -> Vec<Workload> {
-    vec![Workload {
-        // A write to a region with a TTL: its link to the root, the entry and the TTL refresh
-        // in one MULTI/EXEC (SADD, HSET, PEXPIRE).
-        name: "Region::set with TTL",
-        size: Size::Single,
-        ours: |cx: &Ctx| {
-            let region = Region::builder(cx.key).connection(cx.conn).ttl(TTL).build();
-            op(move |i| {
-                black_box(region.set(&member(i % 1000), VALUE)?);
-                Ok(())
-            })
+    vec![
+        Workload {
+            // A read in a region two levels down: one script (the tree's maps, HGET).
+            name: "Region::get",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let region = user_region(cx, None);
+                for i in 0..1000 {
+                    region.set(&member(i), VALUE)?;
+                }
+                op(move |i| {
+                    black_box(region.get::<String>(&member(i % 1000))?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                let set = redis::Script::new(RAW_REGION_SET);
+                for i in 0..1000 {
+                    raw_region_set(&set, &r, &member(i), None)?;
+                }
+                let get = redis::Script::new(RAW_REGION_GET);
+                op(move |i| {
+                    let v: Option<Vec<u8>> = get
+                        .key("{root}")
+                        .arg(2)
+                        .arg(&r.key)
+                        .arg("user")
+                        .arg(member(i % 1000))
+                        .invoke(&mut *r.conn()?)?;
+                    black_box(v.ok_or("the region's entry is missing")?);
+                    Ok(())
+                })
+            },
         },
-        raw: |cx: &Ctx| {
-            let r = cx.raw();
-            let hash = format!("{{root}}.{}", r.key);
-            let ms = TTL.as_millis() as u64;
-            op(move |i| {
-                let (added,): (u32,) = redis::pipe()
-                    .atomic()
-                    .cmd("SADD")
-                    .arg("{root}#children")
-                    .arg(&hash)
-                    .ignore()
-                    .cmd("HSET")
-                    .arg(&hash)
-                    .arg(member(i % 1000))
-                    .arg(VALUE)
-                    .cmd("PEXPIRE")
-                    .arg(&hash)
-                    .arg(ms)
-                    .ignore()
-                    .query(&mut *r.conn()?)?;
-                black_box(added);
-                Ok(())
-            })
+        Workload {
+            // A write in a region two levels down: one script (the maps, TYPE, HSET).
+            name: "Region::set",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let region = user_region(cx, None);
+                op(move |i| {
+                    black_box(region.set(&member(i % 1000), VALUE)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                let set = redis::Script::new(RAW_REGION_SET);
+                op(move |i| {
+                    black_box(raw_region_set(&set, &r, &member(i % 1000), None)?);
+                    Ok(())
+                })
+            },
         },
-    }]
+        Workload {
+            // The same write to a region with a TTL: PEXPIRE in the same script.
+            name: "Region::set with TTL",
+            size: Size::Single,
+            ours: |cx: &Ctx| {
+                let region = user_region(cx, Some(TTL));
+                op(move |i| {
+                    black_box(region.set(&member(i % 1000), VALUE)?);
+                    Ok(())
+                })
+            },
+            raw: |cx: &Ctx| {
+                let r = cx.raw();
+                let set = redis::Script::new(RAW_REGION_SET);
+                op(move |i| {
+                    black_box(raw_region_set(&set, &r, &member(i % 1000), Some(TTL))?);
+                    Ok(())
+                })
+            },
+        },
+    ]
 }

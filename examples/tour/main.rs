@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Prints the heading of one part of the tour.
 pub fn section(title: &str) {
     println!("\n== {title} ==");
 }

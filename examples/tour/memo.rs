@@ -29,7 +29,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         t.elapsed()
     );
     println!("bypassing the cache: {}", square.call_uncached(3)?);
-    square.forget(&12)?;
+    square.forget(12)?;
     println!("after forget: {}", square.call(12)?);
     let s = square.stats()?;
     println!(

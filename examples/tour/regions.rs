@@ -1,4 +1,4 @@
-//! Regions: nested namespaces, invalidated recursively in one atomic step.
+//! Regions: nested namespaces, invalidated recursively in one constant-time step.
 
 use std::error::Error;
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
     scifi.set("dune", &1965u16)?;
     scifi.set("title", "Dune")?;
     books.set("count", &1u32)?;
-    println!("{} -> {:?}", scifi.key()?, scifi.get::<u16>("dune")?);
+    println!("{:?} -> {:?}", scifi.key()?, scifi.get::<u16>("dune")?);
     println!("scifi ttl: {:?} (inherited)", scifi.ttl()?);
     let kids: Vec<String> = shop
         .children()
@@ -26,7 +26,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         .collect::<Result<_, _>>()?;
     println!("children of shop: {kids:?}");
 
-    // All or nothing, with the TTL refreshed in the same MULTI/EXEC.
+    // All or nothing, with the TTL refreshed in the same script.
     scifi.transaction(|tx| {
         tx.set("foundation", &1951u16)?;
         tx.set("hyperion", &1989u16)?;
@@ -35,7 +35,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
     })?;
     println!("scifi now holds {} entries", scifi.len()?);
 
-    // The same entries as a typed map; its writes keep the tree linked too.
+    // The same entries as a typed map, invalidated with the region too.
     let years: DictCache<String, u16> = scifi.dict();
     years.insert("neuromancer", &1984)?;
     println!(
@@ -43,13 +43,15 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         years.get("hyperion")?
     );
 
-    // Computed once, then read from Redis.
-    let slow_square = shop.memoize("square", |n: &u64| {
-        println!("  computing {n}^2");
-        n * n
-    });
-    println!("square(12) = {}", slow_square.call(&12)?);
-    println!("square(12) = {}", slow_square.call(&12)?);
+    // Computed once, then read from Redis; kept in the shop's hash.
+    let slow_square = shop
+        .memo("square", |n: u64| {
+            println!("  computing {n}^2");
+            n * n
+        })
+        .build();
+    println!("square(12) = {}", slow_square.call(12)?);
+    println!("square(12) = {}", slow_square.call(12)?);
 
     // Invalidate the whole shop from the top, here through a signal.
     let catalog_changed = Signal::named("tour-catalog-changed");
@@ -62,6 +64,8 @@ pub fn run() -> Result<(), Box<dyn Error>> {
         books.get::<u32>("count")?
     );
 
-    root.invalidate()?; // cleans up whatever is left of the tour's tree
+    root.invalidate()?; // whatever is left of the tour's tree, at once
+    let deleted = root.reclaim()?; // the background thread would do this by itself
+    println!("reclaimed {deleted} region hashes");
     Ok(())
 }

@@ -10,7 +10,7 @@ pub fn run() -> Result<(), Box<dyn Error>> {
     let gate = SentinelCache::builder(["tour", "jobs", "invoices", "2024-05-01"])
         .ttl(Duration::from_secs(60))
         .build();
-    gate.reset()?; // start from an open gate, whatever an earlier run left
+    gate.clear()?; // start from an open gate, whatever an earlier run left
     for worker in ["worker-a", "worker-b"] {
         if gate.claim()? {
             println!("{worker}: claimed the gate, sending invoices");
@@ -18,9 +18,9 @@ pub fn run() -> Result<(), Box<dyn Error>> {
             println!("{worker}: gate already claimed, skipping");
         }
     }
-    println!("gate set: {}, ttl: {:?}", gate.is_set()?, gate.ttl()?);
+    println!("gate set: {}, ttl: {:?}", gate.exists()?, gate.ttl()?);
 
-    gate.reset()?;
+    gate.clear()?;
     println!("after reset, claim() = {}", gate.claim()?);
 
     gate.clear()?;
