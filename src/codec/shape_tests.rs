@@ -1405,3 +1405,90 @@ fn later_runs_that_read_less_keep_what_was_seen() {
     );
     assert!(RUNS.load(Ordering::Relaxed) >= 2, "traced on two runs");
 }
+
+/// Containers met several times before a recursion (a struct and an enum used three times
+/// each): each leaves the path of containers being traced as it ends, so the recursion into
+/// `Node` is still seen as one and cut.
+#[test]
+fn repeated_parts_before_a_recursion_leave_the_path_exact() {
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Leaf {
+        x: u8,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Mark {
+        On,
+        Off,
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Node {
+        a: Leaf,
+        b: Leaf,
+        c: Leaf,
+        m: Mark,
+        n: Mark,
+        o: Mark,
+        children: Vec<Node>,
+    }
+    let leaf = r#"struct{"x":u8}"#;
+    let mark = r#"enum{"On":unit,"Off":unit}"#;
+    assert_eq!(
+        shape::<Node>(),
+        format!(
+            r#"struct{{"a":{leaf},"b":{leaf},"c":{leaf},"m":{mark},"n":{mark},"o":{mark},"children":seq<^0>}}"#
+        )
+    );
+}
+
+/// Two enums that recurse through each other, with a value only through the second one's
+/// unit variant (`E::B(F::Q)`): cutting reaches it.
+#[test]
+fn mutually_recursive_enums_with_a_value_are_traced() {
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum E {
+        A(Box<E>),
+        B(F),
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum F {
+        P(Box<E>),
+        Q,
+    }
+    assert_eq!(
+        shape::<E>(),
+        r#"enum{"A":newtype<^0>,"B":newtype<enum{"P":newtype<^1>,"Q":unit}>}"#
+    );
+    // Three enums in a cycle, the one value-building variant at the far end: two dead
+    // ends before it is found.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum X {
+        A(Box<X>),
+        B(Y),
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Y {
+        C(Box<X>),
+        D(Z),
+    }
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Z {
+        E(Box<Y>),
+        F(Box<X>),
+        G,
+    }
+    assert_eq!(
+        shape::<X>(),
+        concat!(
+            r#"enum{"A":newtype<^0>,"B":newtype<enum{"C":newtype<^1>,"D":newtype<"#,
+            r#"enum{"E":newtype<^1>,"F":newtype<^2>,"G":unit}>}>}"#
+        )
+    );
+}

@@ -11,7 +11,7 @@
 //! the smallest value (`None`, an empty sequence or map, a variant known to terminate).
 
 use std::any::TypeId;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
@@ -43,6 +43,7 @@ pub(crate) fn trace<T: DeserializeOwned>() -> Result<Traced, String> {
         tracer.stack.clear();
         tracer.in_progress.clear();
         tracer.last_leaf = None;
+        tracer.dead_end = None;
         let mut shape = Shape::Unknown;
         let run = T::deserialize(TraceDe {
             tracer: &mut tracer,
@@ -51,6 +52,11 @@ pub(crate) fn trace<T: DeserializeOwned>() -> Result<Traced, String> {
             depth: 0,
         });
         if let Err(e) = run {
+            // A dead end: the next run takes another variant where this one went wrong.
+            if let Some(choice) = tracer.dead_end.take() {
+                tracer.avoid.insert(choice);
+                continue;
+            }
             // The type refused what it read, most likely the last primitive (a string that
             // must parse as a version, bytes that must be 16 long): offer that primitive
             // its next sample.
@@ -190,6 +196,11 @@ struct Tracer {
     depths: std::cell::OnceCell<Vec<Option<usize>>>,
     /// The last primitive read in this run, and whether it has samples left.
     last_leaf: Option<((TypeId, Prim), bool)>,
+    /// (enum, variant) choices that led into a dead end (see [`Tracer::dead_end`]): later
+    /// runs choose another unseen variant there first.
+    avoid: HashSet<(usize, usize)>,
+    /// The choice this run blamed for a dead end, for the next run to avoid.
+    dead_end: Option<(usize, usize)>,
 }
 
 #[derive(Debug)]
@@ -419,14 +430,26 @@ impl Tracer {
     /// one leading to something not fully known (not through a container on the path, which
     /// would be cut there); then as when cutting. Cutting takes a seen variant that can be
     /// built; else one not seen yet (exploring); else anything not already taken on the path.
-    fn choose_variant(&self, index: usize, cut: bool) -> usize {
+    /// Among variants not seen yet, one that led into a dead end before comes last. `None`:
+    /// a dead end, every variant is taken on the path and none is known to build.
+    fn choose_variant(&self, index: usize, cut: bool) -> Option<usize> {
         let Def::Enum(_, variants) = &self.entries[index] else {
-            return 0;
+            return Some(0);
         };
         let taken = |v: usize| self.in_progress.contains(&(index, v));
+        let unseen = || {
+            let fresh = |avoiding: bool| {
+                (0..variants.len()).find(|&v| {
+                    variants[v].is_none()
+                        && !taken(v)
+                        && !(avoiding && self.avoid.contains(&(index, v)))
+                })
+            };
+            fresh(true).or_else(|| fresh(false))
+        };
         if !cut {
-            if let Some(v) = (0..variants.len()).find(|&v| variants[v].is_none() && !taken(v)) {
-                return v;
+            if let Some(v) = unseen() {
+                return Some(v);
             }
             let mut on_path = vec![false; self.entries.len()];
             for &i in self.stack.iter().chain([&index]) {
@@ -438,7 +461,7 @@ impl Tracer {
                     .is_some_and(|b| !self.body_complete(b, &mut on_path.clone()))
             });
             if let Some(v) = incomplete {
-                return v;
+                return Some(v);
             }
         }
         // The shallowest variant known to build: its contents are shallower than the enum,
@@ -449,9 +472,29 @@ impl Tracer {
             .min();
         shallowest
             .map(|(_, v)| v)
-            .or_else(|| (0..variants.len()).find(|&v| variants[v].is_none() && !taken(v)))
+            .or_else(unseen)
             .or_else(|| (0..variants.len()).find(|&v| !taken(v)))
-            .unwrap_or(0)
+    }
+
+    /// At a dead end (an enum met again with every variant taken on the path and none known
+    /// to build: `E::A(Box<E>)` then `E::B(F)`, `F::P(Box<E>)` while `F::Q` was never
+    /// tried), the innermost choice on the path not blamed before is blamed, and the run
+    /// ends so that the next one chooses differently there. When every choice has been
+    /// blamed, the first variant is taken: a type without finite values then nests until
+    /// the depth limit stops it.
+    fn dead_end(&mut self) -> Result<usize> {
+        let Some(&choice) = self
+            .in_progress
+            .iter()
+            .rev()
+            .find(|c| !self.avoid.contains(c))
+        else {
+            return Ok(0);
+        };
+        self.dead_end = Some(choice);
+        Err(untraceable(
+            "a dead end: every variant of an enum was already taken on the path".into(),
+        ))
     }
 
     /// Canonical text of `shape`: containers inlined without their names, `^n` for the
@@ -930,7 +973,10 @@ impl<'de> de::Deserializer<'de> for TraceDe<'_> {
         });
         *self.out = Shape::Container(index);
         let cut = self.cut || self.tracer.cut_at(index);
-        let variant = self.tracer.choose_variant(index, cut);
+        let variant = match self.tracer.choose_variant(index, cut) {
+            Some(variant) => variant,
+            None => self.tracer.dead_end()?,
+        };
         self.tracer.in_progress.push((index, variant));
         if !cut {
             self.tracer.stack.push(index);
