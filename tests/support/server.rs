@@ -21,8 +21,8 @@ use std::fmt;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The environment variable naming the server binary: a path to `redis-server` or
@@ -280,6 +280,7 @@ impl Launch {
             args,
             sentinel: self.sentinel,
             password,
+            counting: Mutex::new(None),
         };
         let attempts = if self.port.is_some() { 1 } else { ATTEMPTS };
         let mut last = String::new();
@@ -326,6 +327,10 @@ pub struct RedisServer {
     args: Vec<String>,
     sentinel: Option<String>,
     password: Option<String>,
+    /// The connection [`count_commands`](RedisServer::count_commands) and
+    /// [`count_round_trips`](RedisServer::count_round_trips) read `INFO` on, kept between
+    /// counts (see `count_round_trips`).
+    counting: Mutex<Option<redis::Connection>>,
 }
 
 impl fmt::Debug for RedisServer {
@@ -604,7 +609,7 @@ impl RedisServer {
     /// Redis 6.2 counts subcommands under their command, `client`, and answers the unknown
     /// `SETINFO` with an error that it counts all the same).
     pub fn count_commands(&self, f: impl FnOnce()) -> HashMap<String, u64> {
-        let mut raw = self.raw();
+        let mut raw = self.counting_connection();
         let read = |raw: &mut redis::Connection| {
             let info: String = redis::cmd("INFO")
                 .arg("commandstats")
@@ -615,6 +620,7 @@ impl RedisServer {
         let before = read(&mut raw);
         f();
         let after = read(&mut raw);
+        self.keep_counting_connection(raw);
         let mut diff = HashMap::new();
         for (cmd, n) in after {
             let delta = n - before.get(&cmd).copied().unwrap_or(0);
@@ -631,8 +637,14 @@ impl RedisServer {
     /// `INFO`. A command or pipeline sent in one write and answered before the next is one
     /// read: this counts round trips. Warm the pool up first, since opening a connection
     /// costs reads of its own.
+    ///
+    /// The server also counts a read when it notices that a client closed its socket. So
+    /// `INFO` is read on one connection kept between counts: a helper's connection closed
+    /// just before a count (a socket's close can reach the server late, for example while
+    /// another thread's fork still holds its descriptor) counted as a round trip of the
+    /// operation under load (seen about once in 20 runs of `dict_wire` on a busy machine).
     pub fn count_round_trips(&self, f: impl FnOnce()) -> u64 {
-        let mut raw = self.raw();
+        let mut raw = self.counting_connection();
         let read = |raw: &mut redis::Connection| -> u64 {
             let info: String = redis::cmd("INFO").arg("stats").query(raw).expect("INFO");
             info.lines()
@@ -643,8 +655,33 @@ impl RedisServer {
         let before = read(&mut raw);
         f();
         let after = read(&mut raw);
+        self.keep_counting_connection(raw);
         // `after` counts the read of the second INFO itself.
         after - before - 1
+    }
+
+    /// The connection the counting helpers read `INFO` on: the one kept from the last count
+    /// when it still answers (the server may have been restarted since), else a new one.
+    fn counting_connection(&self) -> redis::Connection {
+        let kept = self
+            .counting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match kept {
+            Some(mut conn) => {
+                if redis::cmd("PING").exec(&mut conn).is_ok() {
+                    conn
+                } else {
+                    self.raw()
+                }
+            }
+            None => self.raw(),
+        }
+    }
+
+    fn keep_counting_connection(&self, conn: redis::Connection) {
+        *self.counting.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn);
     }
 }
 
