@@ -71,6 +71,14 @@ fn a_server_older_than_redis_6_2_refuses_every_operation_with_unsupported() {
     let set: SetCache<String> = SetCache::builder(["s"]).connection(&conn).build();
     assert_unsupported(set.insert("x").unwrap_err(), "SADD on s");
 
+    // A read that a near cache would serve: the tracking connection cannot start on Redis 5
+    // (no RESP3), so the read goes to the pool, which refuses it the same way.
+    let near = Connection::open("old-near", &format!("{}?near_cache=100", server.url())).unwrap();
+    let cached: RedisCache<u32> = RedisCache::builder(["n"]).connection(&near).build();
+    assert_unsupported(cached.get().unwrap_err(), "GET on n");
+    let ages: DictCache<String, u32> = DictCache::builder(["a"]).connection(&near).build();
+    assert_unsupported(ages.get("x").unwrap_err(), "HGET on a");
+
     // Nothing reached the server.
     let mut raw = server.raw();
     let keys: i64 = redis::cmd("DBSIZE").query(&mut raw).unwrap();
