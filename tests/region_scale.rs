@@ -22,8 +22,10 @@ const REGIONS: u64 = 200_000;
 /// `invalidate()` returns within this.
 const INVALIDATE_WITHIN: Duration = Duration::from_millis(20);
 
-/// No other client waits this long for any command, during the invalidation or the
-/// reclamation that follows.
+/// No command runs this long, during the invalidation or the reclamation that follows (the
+/// server's `SLOWLOG`), and no other client waits this much longer for a reply than a client
+/// of an idle server on the same machine waits meanwhile (the machine's own scheduling delays
+/// reach every client alike; what this server's work adds is the crate's).
 const LONGEST_WAIT: Duration = Duration::from_millis(5);
 
 /// Fewer than 1% of the keys remain after this.
@@ -260,8 +262,11 @@ fn invalidate_200k_regions() -> Option<String> {
         Some(format!(
             "commands that held Redis {LONGEST_WAIT:?} or more: {slow:?}"
         ))
-    } else if longest >= LONGEST_WAIT {
-        Some(format!("a PING waited {longest:?}"))
+    } else if longest >= control_longest + LONGEST_WAIT {
+        Some(format!(
+            "a PING waited {longest:?}, {LONGEST_WAIT:?} or more beyond the longest wait of \
+             one to an idle server ({control_longest:?})"
+        ))
     } else {
         None
     };
