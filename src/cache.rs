@@ -440,6 +440,47 @@ pub trait Counter: Serialize + DeserializeOwned + Copy + private::Sealed + 'stat
     fn from_reply(reply: redis::Value) -> Option<Self>;
 }
 
+/// `by` (negated for a decrement) as the argument of a counter command (`INCRBY`, `HINCRBY`
+/// and their float forms), or the [`Error::Encode`] naming `what` when it does not fit.
+pub(crate) fn counter_step<T: Counter>(
+    by: T,
+    negate: bool,
+    what: impl FnOnce() -> String,
+) -> Result<String> {
+    by.increment(negate).ok_or_else(|| {
+        Error::encode(
+            what(),
+            if negate {
+                "the decrement does not fit an i64"
+            } else {
+                "the increment does not fit an i64"
+            },
+        )
+    })
+}
+
+/// A counter command's reply as `T`, or the [`Error::Decode`] naming `what` and the new value
+/// that does not fit `T`.
+pub(crate) fn counter_reply<T: Counter>(
+    reply: redis::Value,
+    what: impl FnOnce() -> String,
+) -> Result<T> {
+    let shown = match &reply {
+        redis::Value::Int(n) => n.to_string(),
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        other => format!("{other:?}"),
+    };
+    T::from_reply(reply).ok_or_else(|| {
+        Error::decode(
+            what(),
+            format_args!(
+                "the counter's new value {shown} does not fit {}",
+                std::any::type_name::<T>()
+            ),
+        )
+    })
+}
+
 macro_rules! int_counters {
     ($($t:ty),*) => {$(
         impl private::Sealed for $t {}
@@ -551,15 +592,7 @@ impl<T: Counter, C: CounterCodec> RedisCache<T, C> {
 
     fn add(&self, by: T, negate: bool) -> Result<T> {
         let key = &self.engine.resolved()?.key;
-        let by = by.increment(negate).ok_or_else(|| {
-            Error::encode(
-                key.clone(),
-                format_args!(
-                    "the {} does not fit an i64",
-                    if negate { "decrement" } else { "increment" }
-                ),
-            )
-        })?;
+        let by = counter_step(by, negate, || key.clone())?;
         let reply: redis::Value = if self.engine.options.ttl.is_some() {
             self.engine.eval(
                 &INCR_WITH_TTL,
@@ -576,19 +609,6 @@ impl<T: Counter, C: CounterCodec> RedisCache<T, C> {
             cmd.arg(key).arg(&by);
             self.engine.query(&cmd, Retry::Once)?
         };
-        let shown = match &reply {
-            redis::Value::Int(n) => n.to_string(),
-            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            other => format!("{other:?}"),
-        };
-        T::from_reply(reply).ok_or_else(|| {
-            Error::decode(
-                key.clone(),
-                format_args!(
-                    "the counter's new value {shown} does not fit {}",
-                    std::any::type_name::<T>()
-                ),
-            )
-        })
+        counter_reply(reply, || key.clone())
     }
 }

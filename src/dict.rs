@@ -14,12 +14,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::EncodesAs;
-use crate::cache::{Counter, CounterCodec};
+use crate::cache::{Counter, CounterCodec, counter_reply, counter_step};
 use crate::codec::{Codec, LazyTag, Postcard};
 use crate::connection::Retry;
 use crate::deadline::Call;
 use crate::engine::{Engine, Pages, scan_page};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::key::IntoKey;
 use crate::options::Builder;
 
@@ -727,16 +727,7 @@ where
     fn add<Q: Serialize + ?Sized>(&self, key: &Q, by: V, negate: bool) -> Result<V> {
         let field = self.field(key)?;
         let label = || field_label(&self.engine.key_for_errors(), &field);
-        let by = by.increment(negate).ok_or_else(|| {
-            Error::encode(
-                label(),
-                if negate {
-                    "the decrement does not fit an i64"
-                } else {
-                    "the increment does not fit an i64"
-                },
-            )
-        })?;
+        let by = counter_step(by, negate, label)?;
         let command = if V::COMMAND == "INCRBY" {
             "HINCRBY"
         } else {
@@ -751,20 +742,7 @@ where
             },
             Retry::Once,
         )?;
-        let shown = match &reply {
-            redis::Value::Int(n) => n.to_string(),
-            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-            other => format!("{other:?}"),
-        };
-        V::from_reply(reply).ok_or_else(|| {
-            Error::decode(
-                label(),
-                format_args!(
-                    "the counter's new value {shown} does not fit {}",
-                    std::any::type_name::<V>()
-                ),
-            )
-        })
+        counter_reply(reply, label)
     }
 }
 
