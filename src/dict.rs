@@ -19,6 +19,8 @@ use crate::codec::{Codec, LazyTag, Postcard};
 use crate::connection::Retry;
 use crate::deadline::Call;
 use crate::engine::{Engine, Pages, scan_page};
+#[cfg(doc)]
+use crate::error::Error;
 use crate::error::Result;
 use crate::key::IntoKey;
 use crate::options::Builder;
