@@ -460,7 +460,27 @@ impl Connection {
         packed: &[u8],
         retry: Retry,
     ) -> Result<Value> {
-        self.send(call, key, Packed::Fixed(packed), retry)
+        self.send(call, key, Packed::Fixed(packed), 1, retry)
+    }
+
+    /// [`request`](Connection::request) for a pipeline of `replies` commands whose keys share
+    /// `key`'s hash slot: one round trip, its replies in order (error replies among them as
+    /// `Value::ServerError`). Sent again as a whole when `retry` allows; on a cluster,
+    /// redirections inside it come back as error replies, for the caller to send what they
+    /// name another way (a script, which follows them).
+    pub(crate) fn request_many(
+        &self,
+        call: &mut Call,
+        key: &[u8],
+        packed: &[u8],
+        replies: usize,
+        retry: Retry,
+    ) -> Result<Vec<Value>> {
+        match self.send(call, key, Packed::Fixed(packed), replies, retry)? {
+            Value::Array(replies) => Ok(replies),
+            // Never: a pipeline's replies come as an array.
+            other => Ok(vec![other]),
+        }
     }
 
     /// [`request`](Connection::request) for a command whose form depends on the server's
@@ -473,10 +493,17 @@ impl Connection {
         build: &dyn Fn(&ServerInfo) -> Vec<u8>,
         retry: Retry,
     ) -> Result<Value> {
-        self.send(call, key, Packed::For(build), retry)
+        self.send(call, key, Packed::For(build), 1, retry)
     }
 
-    fn send(&self, call: &mut Call, key: &[u8], packed: Packed<'_>, retry: Retry) -> Result<Value> {
+    fn send(
+        &self,
+        call: &mut Call,
+        key: &[u8],
+        packed: Packed<'_>,
+        replies: usize,
+        retry: Retry,
+    ) -> Result<Value> {
         let target = || String::from_utf8_lossy(key).into_owned();
         let mut pause = FIRST_RETRY_PAUSE;
         let mut attempt = 0u32;
@@ -508,7 +535,7 @@ impl Connection {
                 });
             }
             let deadline = call.deadline();
-            match conn.request(key, &packed, &deadline) {
+            match conn.request(key, &packed, replies, &deadline) {
                 Ok(Value::ServerError(e)) if not_run_and_transient(&reply_code(&e)) => {
                     self.after_topology_error(&mut conn, &reply_code(&e));
                     drop(conn);

@@ -492,6 +492,35 @@ impl<C: Codec> Engine<C> {
         self.reply_at(call, key, reply?)
     }
 
+    /// Sends `pipe`, commands on keys of this handle in `key`'s hash slot (a memo's value and
+    /// statistics), as one request in `call`: one round trip. The replies come back as
+    /// they are, error replies included, for the caller to classify (or to send what they
+    /// name again another way); the connection fails as [`query_at`](Engine::query_at)'s
+    /// does. Like any command that is not a read, it fences `key` in the near cache.
+    pub(crate) fn pipeline_at(
+        &self,
+        call: &mut Call,
+        key: &str,
+        pipe: &redis::Pipeline,
+        retry: Retry,
+    ) -> Result<Vec<Value>> {
+        let resolved = self.resolved()?;
+        let replies = resolved.connection.request_many(
+            call,
+            key.as_bytes(),
+            &pipe.get_packed_pipeline(),
+            pipe.len(),
+            retry,
+        );
+        fence(resolved, key);
+        replies
+    }
+
+    /// Whether this handle reads through a near cache (its own, or its connection's).
+    pub(crate) fn has_near_cache(&self) -> Result<bool> {
+        Ok(self.near_cache(self.resolved()?).is_some())
+    }
+
     /// Sends one command whose form depends on the server's version: `build` makes it for
     /// the server that runs it (known from the connection's handshake: no extra round trip).
     pub(crate) fn query_for<T: FromRedisValue>(

@@ -603,7 +603,8 @@ fn a_fresh_hit_and_a_stale_hit_cost_one_round_trip() {
     gate.open();
     assert!(eventually(DEADLINE, || m.stats().unwrap().refreshes == 2));
 
-    // Without a refresh duration there is no PTTL either.
+    // Without a refresh duration a result is never stale: a fresh hit is a pipelined GET and
+    // HINCRBY, no script, no PTTL, still one round trip.
     let plain = Memo::builder("cost-plain", |x: u8| x)
         .connection(server.connection())
         .build();
@@ -611,8 +612,120 @@ fn a_fresh_hit_and_a_stale_hit_cost_one_round_trip() {
     let sent = server.count_commands(|| {
         plain.call(1).unwrap();
     });
-    assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
-    assert_eq!(sent.len(), 3, "evalsha, get, hincrby: {sent:?}");
+    let expected: std::collections::HashMap<String, u64> = [("get", 1), ("hincrby", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(sent, expected);
+    assert_eq!(
+        server.count_round_trips(|| assert_eq!(plain.call(1).unwrap(), 1)),
+        1
+    );
+    // A miss (its hit taken back), then two hits.
+    assert_eq!(plain.stats().unwrap().hits, 2);
+}
+
+#[test]
+fn a_miss_after_a_plain_read_takes_its_hit_back() {
+    // The plain read counts a hit before it knows; the read script that follows a miss takes
+    // it back atomically with counting the miss: the statistics end exact, and a function
+    // that never had a hit has no `hits` field at all.
+    let server = RedisServer::start();
+    let m = Memo::builder("uncounted-hit", |x: u8| x)
+        .connection(server.connection())
+        .build();
+    // A handle's first call reads with the script, which proves its user may run it (a user
+    // who may not gets the refusal before anything is counted): no plain read yet.
+    let first = server.count_commands(|| assert_eq!(m.call(0).unwrap(), 0));
+    assert_eq!(first.get("get"), Some(&3), "no plain read yet: {first:?}");
+    let sent = server.count_commands(|| assert_eq!(m.call(1).unwrap(), 1));
+    // GET: the plain read's, the read script's (the value, the lock), the store's (the lock).
+    assert_eq!(sent.get("get"), Some(&4), "{sent:?}");
+    // HINCRBY: the plain read's hit, taken back, the miss, the store's refresh.
+    assert_eq!(sent.get("hincrby"), Some(&4), "{sent:?}");
+    assert_eq!(
+        sent.get("hdel"),
+        Some(&1),
+        "the hit field at 0 goes: {sent:?}"
+    );
+    let fields: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+        .arg("{memo:uncounted-hit}.stats")
+        .query(&mut server.raw())
+        .unwrap();
+    assert_eq!(fields.get("hits"), None, "{fields:?}");
+    assert_eq!(fields.get("misses"), Some(&2), "{fields:?}");
+    // Three round trips: the plain read, the read script (the lock), the store.
+    assert_eq!(
+        server.count_round_trips(|| assert_eq!(m.call(2).unwrap(), 2)),
+        3
+    );
+    m.call(1).unwrap();
+    m.call(2).unwrap();
+    let s = m.stats().unwrap();
+    assert_eq!((s.hits, s.misses), (2, 3), "{s:?}");
+}
+
+#[test]
+fn many_threads_hitting_and_missing_count_every_call_once() {
+    // Plain reads racing misses of the same keys: every call ends counted exactly once, as
+    // a hit or as a miss, whichever it was.
+    let server = RedisServer::start();
+    let computed = counter();
+    let c = computed.clone();
+    let m = Memo::builder("racing-counts", move |x: u8| {
+        c.fetch_add(1, Ordering::SeqCst);
+        x
+    })
+    .connection(server.connection())
+    .build();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for i in 0..200u32 {
+                    let x = ((i * 7 + t) % 20) as u8;
+                    assert_eq!(m.call(x).unwrap(), x);
+                    if i % 50 == 0 {
+                        m.forget(x).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = m.stats().unwrap();
+    assert_eq!(s.hits + s.misses, 800, "{s:?}");
+    // Every computation is a call that missed; a miss that did not compute waited for
+    // another caller's computation (one that waited may still compute: a takeover).
+    let computed = computed.load(Ordering::SeqCst) as u64;
+    assert!(computed <= s.misses, "{computed} computed: {s:?}");
+    assert!(s.misses <= computed + s.waits, "{computed} computed: {s:?}");
+}
+
+#[test]
+fn a_stalled_plain_read_leaves_no_lock() {
+    // A plain read whose reply is lost took no lock: nothing is orphaned, and the next call
+    // computes and stores as usual.
+    let server = RedisServer::start();
+    let conn = server.connection_with("timeout=100ms&pool_size=1");
+    let m = Memo::builder("plain-stall", |x: u8| x)
+        .connection(&conn)
+        .lock_timeout(Duration::from_secs(60))
+        .build();
+    assert_eq!(m.call(9).unwrap(), 9);
+    server.pause();
+    let err = m.call(1).unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    server.resume();
+    // The stalled pipeline ran once the server woke up (its hit is counted: a lost reply may
+    // count a statistic it should not, documented), and took no lock.
+    assert!(eventually(DEADLINE, || m.stats().unwrap().hits == 1));
+    assert!(!exists(&server, "{memo:plain-stall}.lock.%01"));
+    assert_eq!(m.call(1).unwrap(), 1);
+    assert!(exists(&server, "{memo:plain-stall}.v.%01"));
+    assert!(!exists(&server, "{memo:plain-stall}.lock.%01"));
 }
 
 #[test]
@@ -1151,7 +1264,8 @@ fn without_stats_a_hit_sends_no_hincrby() {
         m.call(1).unwrap();
     });
     assert_eq!(sent.get("hincrby"), None, "{sent:?}");
-    assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
+    assert_eq!(sent.get("get"), Some(&1), "a plain GET: {sent:?}");
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(!exists(&server, "{memo:uncounted}.stats"));
     assert_eq!(m.stats().unwrap(), MemoStats::default());
 }
@@ -1375,9 +1489,13 @@ fn releasing_orphaned_locks_never_frees_another_holders_lock() {
     // the next call releases it, but only while that call's token still holds it.
     let server = RedisServer::start();
     let conn = server.connection_with("timeout=100ms&pool_size=1");
+    // With a refresh every read is the read script (a plain read takes no lock to orphan:
+    // `a_stalled_plain_read_leaves_no_lock`); results never go stale here.
     let m = Memo::builder("orphans", |x: u8| x)
         .connection(&conn)
         .lock_timeout(Duration::from_secs(60))
+        .ttl(Duration::from_secs(600))
+        .refresh(Duration::from_secs(300))
         .build();
     for (x, other_holder) in [(1u8, true), (2, false)] {
         let lock = format!("{{memo:orphans}}.lock.%0{x}");

@@ -482,7 +482,7 @@ const CASES: &[Case] = &[
         |h| ok(h.region.set("k", &1u64)),
     ),
     (
-        "Memo::call, fresh hit (script)",
+        "Memo::call, fresh hit (GET and HINCRBY, pipelined)",
         1,
         |h| ok(h.memo.call(1)),
         |h| ok(h.memo.call(1)),
@@ -494,8 +494,10 @@ const CASES: &[Case] = &[
         |h| ok(h.memo.call_many([1, 2, 3])),
     ),
     (
-        "Memo::call, miss computed here (read, then finish)",
-        2,
+        // The plain read (GET, HINCRBY), the read script (it takes the hit back, counts
+        // the miss, takes the lock), then the store.
+        "Memo::call, miss computed here (plain read, read, then finish)",
+        3,
         |h| ok(h.memo.call(2)),
         |h| ok(h.memo.forget(2)),
     ),

@@ -442,13 +442,14 @@ impl ClusterConn {
     pub(crate) fn request_many(
         &mut self,
         key: &[u8],
-        packed: &[u8],
+        packed: &Packed<'_>,
         replies: usize,
         deadline: &Deadline,
     ) -> Result<Vec<Value>, Failure> {
         let addr = self.topology.owner(slot_of(key), deadline)?;
-        self.node(&addr, deadline)?
-            .request(packed, replies, deadline)
+        let node = self.node(&addr, deadline)?;
+        let info = node.info().clone();
+        node.request(&packed.bytes(&info), replies, deadline)
     }
 
     /// Whether every node connection is still usable.

@@ -168,19 +168,30 @@ impl RedisConn {
         Ok(())
     }
 
-    /// Sends one request (one command, or a script) about `key`, and reads its reply.
+    /// Sends one request about `key` and reads its `replies` replies: one command or a
+    /// script (`replies` 1, its reply as it is), or a pipeline of commands on `key`'s slot
+    /// (its replies in a [`Value::Array`]; on a cluster, redirections inside it come back as
+    /// error replies, not followed).
     pub(crate) fn request(
         &mut self,
         key: &[u8],
         packed: &Packed<'_>,
+        replies: usize,
         deadline: &Deadline,
     ) -> Result<Value, Failure> {
         match &mut self.state {
             State::Node(node) => {
                 let bytes = packed.bytes(node.info());
-                node.request_one(&bytes, deadline)
+                if replies == 1 {
+                    node.request_one(&bytes, deadline)
+                } else {
+                    node.request(&bytes, replies, deadline).map(Value::Array)
+                }
             }
-            State::Cluster(cluster) => cluster.request(key, packed, deadline),
+            State::Cluster(cluster) if replies == 1 => cluster.request(key, packed, deadline),
+            State::Cluster(cluster) => cluster
+                .request_many(key, packed, replies, deadline)
+                .map(Value::Array),
             State::Unconnected | State::Discarded => Err(Failure::NotSent(RedisError::from((
                 redis::ErrorKind::Io,
                 "the connection is not connected",
@@ -237,7 +248,7 @@ impl RedisConn {
                         .request(&key, &Packed::Fixed(packed), &deadline)
                         .map(|v| vec![v])
                 } else {
-                    cluster.request_many(&key, packed, replies, &deadline)
+                    cluster.request_many(&key, &Packed::Fixed(packed), replies, &deadline)
                 }
             }
             State::Unconnected | State::Discarded => {

@@ -611,6 +611,7 @@ impl<A: 'static, R, E> MemoBuilder<A, R, E> {
                 stats,
                 outage,
                 unrecorded: AtomicU64::new(0),
+                script_ran: AtomicBool::new(false),
                 near_hits: AtomicU64::new(0),
                 orphans: std::sync::Mutex::new(Vec::new()),
                 enabled: AtomicBool::new(enabled),

@@ -17,7 +17,9 @@ use crate::engine::Script;
 /// `ARGV`: mode (`s` string, `l` list, `h` hash field), field, lock token, lock ms,
 /// stale threshold ms (`-1`: no stale state), statistics (`1`/`0`), default configured
 /// (`1`/`0`), poll (`1`: a waiter polling: no statistics, no stale state), the TTL a stored
-/// result gets in ms (`0`: none), placement, its TTL policy (`keep` or empty).
+/// result gets in ms (`0`: none), placement, its TTL policy (`keep` or empty), uncount (`1`:
+/// the plain read before this script counted a hit for this call, which it takes back;
+/// absent in [`READ_MANY`]'s entries).
 ///
 /// Returns `{state, value, refused}`:
 /// 0 fresh; 1 stale, refreshed elsewhere; 2 stale, lock taken (refresh it);
@@ -92,6 +94,12 @@ local function write(...)
 end
 local function count(field)
   if stats and not refused then write('HINCRBY', KEYS[3], field, '1') end
+end
+-- A fresh hit read with plain commands (Memo::read_plain) counted a hit that this call was
+-- not: taken back first, before a check this user fails ends the script, and the field
+-- removed at 0 (where the user may), so that the statistics end as they were.
+if ARGV[12] == '1' and stats then
+  if write('HINCRBY', KEYS[3], 'hits', '-1') == 0 then redis.pcall('HDEL', KEYS[3], 'hits') end
 end
 local v
 if mode == 's' then

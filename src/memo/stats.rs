@@ -17,7 +17,10 @@ use std::collections::HashMap;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct MemoStats {
-    /// Calls answered with a fresh cached value.
+    /// Calls answered with a fresh cached value. Where fresh hits are read with plain
+    /// commands (see [what a call costs](super#what-a-call-costs)) a miss counts here first
+    /// and is taken back when its miss is counted: a read in between may find one hit too
+    /// many per miss in flight, and a call whose reply was lost may leave one.
     pub hits: u64,
     /// Calls that found no cached value, or only a value of another shape (written by
     /// another build of the program), which they computed again.
