@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,10 +21,6 @@ use support::{RedisServer, eventually, unique};
 
 /// Runs `f` and returns the commands the server ran meanwhile, leaving out those of the
 /// helper itself.
-fn commands(server: &RedisServer, f: impl FnOnce()) -> HashMap<String, u64> {
-    server.count_commands(f)
-}
-
 #[test]
 fn a_hit_sends_no_command_for_any_cached_read() {
     let server = RedisServer::start();
@@ -74,7 +69,7 @@ fn a_hit_sends_no_command_for_any_cached_read() {
     };
     read_all(); // fills
     let before = near.stats();
-    let sent = commands(&server, read_all);
+    let sent = server.count_commands(read_all);
     assert!(sent.is_empty(), "hits sent commands: {sent:?}");
     let after = near.stats();
     assert_eq!(after.hits - before.hits, 10, "{after:?}");
@@ -95,7 +90,7 @@ fn a_hit_sends_no_command_for_any_cached_read() {
     };
     region_read();
     let before = near.stats();
-    let sent = commands(&server, region_read);
+    let sent = server.count_commands(region_read);
     assert!(sent.is_empty(), "region hits sent commands: {sent:?}");
     let after = near.stats();
     assert_eq!(after.hits - before.hits, 5, "{after:?}");
@@ -106,7 +101,7 @@ fn a_hit_sends_no_command_for_any_cached_read() {
     assert!(region.exists().unwrap());
     let bare = Region::builder(&p).connection(&conn).build();
     assert_eq!(bare.get::<String>("name").unwrap().as_deref(), Some("Ada"));
-    let sent = commands(&server, region_read);
+    let sent = server.count_commands(region_read);
     assert!(sent.is_empty(), "region hits sent commands: {sent:?}");
     // Nor does a write to another region once it has a generation: the tree is unchanged.
     let sibling = region.region("sibling");
@@ -114,7 +109,7 @@ fn a_hit_sends_no_command_for_any_cached_read() {
     region_read();
     sibling.set("x", &2u8).unwrap();
     sibling.remove::<u8>("x").unwrap();
-    let sent = commands(&server, region_read);
+    let sent = server.count_commands(region_read);
     assert!(sent.is_empty(), "region hits sent commands: {sent:?}");
 }
 
@@ -137,7 +132,7 @@ fn memo_fresh_hits_send_no_command_and_stale_ones_go_to_redis() {
     assert_eq!(square.call(3).unwrap(), 9); // computed and stored
     let started = Instant::now();
     assert_eq!(square.call(3).unwrap(), 9); // read into the near cache
-    let sent = commands(&server, || assert_eq!(square.call(3).unwrap(), 9));
+    let sent = server.count_commands(|| assert_eq!(square.call(3).unwrap(), 9));
     assert!(sent.is_empty(), "a fresh hit sent {sent:?}");
     assert_eq!(computed.load(Ordering::Relaxed), 1);
     assert!(square.stats().unwrap().hits >= 2);
@@ -149,7 +144,7 @@ fn memo_fresh_hits_send_no_command_and_stale_ones_go_to_redis() {
     let fresh_again = Instant::now();
     square.call(3).unwrap();
     std::thread::sleep(Duration::from_millis(600).saturating_sub(fresh_again.elapsed()));
-    let sent = commands(&server, || assert_eq!(square.call(3).unwrap(), 9));
+    let sent = server.count_commands(|| assert_eq!(square.call(3).unwrap(), 9));
     assert!(sent.contains_key("evalsha"), "a stale call sent {sent:?}");
     assert!(
         eventually(Duration::from_secs(2), || computed.load(Ordering::Relaxed)
@@ -169,7 +164,7 @@ fn without_a_near_cache_every_read_goes_to_redis() {
     cache.set("x").unwrap();
     cache.get().unwrap();
     dict.contains_key("a").unwrap();
-    let sent = commands(&server, || {
+    let sent = server.count_commands(|| {
         cache.get().unwrap();
         dict.contains_key("a").unwrap();
     });
@@ -359,7 +354,7 @@ fn the_dsn_option_gives_every_handle_a_near_cache() {
         .build();
     cache.set(&1).unwrap();
     cache.get().unwrap();
-    let sent = commands(&server, || assert_eq!(cache.get().unwrap(), Some(1)));
+    let sent = server.count_commands(|| assert_eq!(cache.get().unwrap(), Some(1)));
     assert!(sent.is_empty(), "{sent:?}");
     assert_eq!(near.stats().hits, 1);
     // A handle's own near cache wins over the connection's.

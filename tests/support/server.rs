@@ -662,13 +662,16 @@ impl RedisServer {
 
     /// The connection the counting helpers read `INFO` on: the one kept from the last count
     /// when it still answers (the server may have been restarted since), else a new one.
+    /// The connection the counts read `INFO` on, kept between counts. Its reads time out
+    /// after 30 s, so that a count taken while the server is stopped (`SIGSTOP`) fails the
+    /// test instead of hanging it.
     fn counting_connection(&self) -> redis::Connection {
         let kept = self
             .counting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        match kept {
+        let conn = match kept {
             Some(mut conn) => {
                 if redis::cmd("PING").exec(&mut conn).is_ok() {
                     conn
@@ -677,7 +680,10 @@ impl RedisServer {
                 }
             }
             None => self.raw(),
-        }
+        };
+        conn.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("a read timeout on the counting connection");
+        conn
     }
 
     fn keep_counting_connection(&self, conn: redis::Connection) {
