@@ -455,6 +455,9 @@ impl<C: Codec> Engine<C> {
                 "a command without a key cannot be placed",
             ));
         };
+        if let Some(reply) = self.read_placed_plain(call, cmd, retry)? {
+            return Ok(reply);
+        }
         let key = String::from_utf8_lossy(key);
         let named = resolved.named(&key);
         self.eval_raw(
@@ -470,6 +473,76 @@ impl<C: Codec> Engine<C> {
             },
             retry,
         )
+    }
+
+    /// A read of a placed handle's data with plain commands instead of the
+    /// [`PROXY`](script::PROXY) script, when its handle knows every generation down to the
+    /// region: `HGET` of the root's generation in the tree's hash and of each level's in its
+    /// parent's map, then the read on the region's hash named from them, pipelined (one round
+    /// trip; for the server less work than the script). The reply is the read's when every
+    /// generation is the one the names came from; `None` otherwise (another process
+    /// invalidated or created something, an error or a redirection among the replies), and
+    /// the script decides, which also records the path found.
+    ///
+    /// The read is not atomic with the checks, and needs not be: the generations were the
+    /// region's when they were read, so the read took effect then, or after an invalidation
+    /// in between made the hash unreachable (its data reads as it was, or as reclaimed:
+    /// missing); nobody writes a generation that is no longer reachable (every write checks
+    /// its path inside its script). Only single-key reads of the hash ([`PLAIN_READS`]).
+    fn read_placed_plain(
+        &self,
+        call: &mut Call,
+        cmd: &redis::Cmd,
+        retry: Retry,
+    ) -> Result<Option<Value>> {
+        let resolved = self.resolved()?;
+        let Some(placed) = &resolved.placed else {
+            return Ok(None);
+        };
+        let mut args = cmd.args_iter().filter_map(|a| match a {
+            redis::Arg::Simple(bytes) => Some(bytes),
+            _ => None,
+        });
+        let (Some(name), Some(key)) = (args.next(), args.next()) else {
+            return Ok(None);
+        };
+        if !PLAIN_READS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+            return Ok(None);
+        }
+        let Some(suffix) = key.strip_prefix(resolved.key.as_bytes()) else {
+            return Ok(None);
+        };
+        let path = placed.path();
+        let Some(names) = placed.plain_names(&path) else {
+            return Ok(None);
+        };
+        let mut pipe = redis::pipe();
+        let path_keys = names.path_keys();
+        pipe.cmd("HGET").arg(&path_keys[0]).arg("root");
+        for (map, part) in path_keys[1..].iter().zip(&placed.parts) {
+            pipe.cmd("HGET").arg(map).arg(part);
+        }
+        let read = pipe.cmd(std::str::from_utf8(name).unwrap_or_default());
+        read.arg([names.hash(), suffix].concat());
+        for a in args {
+            read.arg(a);
+        }
+        let mut replies = resolved.connection.request_many(
+            call,
+            resolved.key.as_bytes(),
+            &pipe.get_packed_pipeline(),
+            pipe.len(),
+            retry,
+        )?;
+        let Some(reply) = replies.pop() else {
+            return Ok(None);
+        };
+        let same = replies.len() == path.ids.len()
+            && replies.iter().zip(&path.ids).all(|(found, id)| {
+                matches!(found, Value::BulkString(b) if std::str::from_utf8(b).ok()
+                    .and_then(|s| s.parse::<u64>().ok()) == Some(*id))
+            });
+        Ok((same && !matches!(reply, Value::ServerError(_))).then_some(reply))
     }
 
     /// Sends one command about `key` (routed by it, named in errors): a key of this handle
@@ -1280,6 +1353,13 @@ impl<C: Codec> Engine<C> {
 
 /// Commands that change nothing: every other command sent about a key stamps it in the near
 /// cache's tracking (see [`fence`]).
+/// The reads of a placed handle's hash that [`Engine::read_placed_plain`] sends as plain
+/// commands: single-key reads of a hash.
+const PLAIN_READS: &[&[u8]] = &[
+    b"HGET", b"HMGET", b"HEXISTS", b"HLEN", b"HGETALL", b"HKEYS", b"HVALS", b"HSCAN", b"HSTRLEN",
+    b"EXISTS", b"TYPE", b"PTTL", b"TTL",
+];
+
 const READS: &[&[u8]] = &[
     b"GET",
     b"MGET",

@@ -203,14 +203,18 @@
 //!
 //! # Costs
 //!
-//! Every operation on a region is one script (one round trip) that first checks the tree's
-//! maps: one `HGET` per level below the root, plus one for the root. The first request of the
-//! process for a region, and the first after another process changed the region's path,
-//! take a second round trip (see [Redis Cluster](#redis-cluster)).
+//! Every operation on a region is one request (one round trip) that first checks the tree's
+//! maps: one `HGET` per level below the root, plus one for the root. Writes are one script.
+//! Reads of a region whose generations the process knows are plain commands, pipelined: the
+//! maps' `HGET`s, then the read on the hash they name; the reply counts when every generation
+//! read is the one the hash was named from, else the read goes to the script (one round trip
+//! more), as does a read of a region without a generation. The first request of the process
+//! for a region, and the first after another process changed the region's path, take a
+//! second round trip (see [Redis Cluster](#redis-cluster)).
 //!
-//! | Method | Redis commands inside the script | Round trips | Lost reply |
+//! | Method | Redis commands (inside the script for writes) | Round trips | Lost reply |
 //! |---|---|---|---|
-//! | [`get`](Region::get), [`contains_key`](Region::contains_key), [`len`](Region::len) | the maps, `HGET`, `HEXISTS`, `HLEN` | 1 | resent |
+//! | [`get`](Region::get), [`contains_key`](Region::contains_key), [`len`](Region::len) | the maps, `HGET`, `HEXISTS`, `HLEN` (pipelined) | 1 | resent |
 //! | [`get`](Region::get), [`contains_key`](Region::contains_key) with a [near cache](crate::NearCache) | none on a hit; on a miss the maps, `PTTL`, `HGET` (on the tracking connection) | 0 on a hit, 1 on a miss | resent |
 //! | [`set`](Region::set) | the maps, `TYPE`, `HSET` (+ `PEXPIRE`) | 1 | resent |
 //! | [`insert`](Region::insert) | the maps, `TYPE`, `HGET`, `HSET` (+ `PEXPIRE`) | 1 | `OutcomeUnknown` |
@@ -847,8 +851,8 @@ impl<C: Codec> Region<C> {
         format!("{name}[{key}]")
     }
 
-    /// Reads the value at `key` as a `V`, or `None`. A script (the tree's maps, `HGET`), one
-    /// round trip. With a [near cache](crate::NearCache): no command while it holds a usable
+    /// Reads the value at `key` as a `V`, or `None`. The tree's maps and `HGET`, pipelined
+    /// (see [Costs](crate::region#costs)), one round trip. With a [near cache](crate::NearCache): no command while it holds a usable
     /// copy; otherwise one round trip on its tracking connection (the maps, `PTTL`, `HGET`),
     /// and the copy is kept (see [Regions](crate::near#regions)).
     ///
@@ -875,7 +879,7 @@ impl<C: Codec> Region<C> {
         }
     }
 
-    /// Whether `key` holds a value. A script (the tree's maps, `HEXISTS`), one round trip.
+    /// Whether `key` holds a value. The tree's maps and `HEXISTS`, pipelined, one round trip.
     /// With a [near cache](crate::NearCache), as [`get`](Region::get) (whose copy it shares).
     ///
     /// # Errors
@@ -1041,7 +1045,7 @@ impl<C: Codec> Region<C> {
         self.write_outage(deleted, 1, || false)
     }
 
-    /// The number of entries, memoized results included. A script (the maps, `HLEN`), one
+    /// The number of entries, memoized results included. The maps and `HLEN`, pipelined, one
     /// round trip.
     ///
     /// # Errors
@@ -1151,8 +1155,8 @@ impl<C: Codec> Region<C> {
         }
     }
 
-    /// The entry keys, streamed with `HSCAN` in batches (one round trip each, a script that
-    /// follows the tree's maps first). Memoized results are skipped.
+    /// The entry keys, streamed with `HSCAN` in batches (one round trip each, the tree's maps
+    /// first). Memoized results are skipped.
     ///
     /// Like every `SCAN`, a key present for the whole iteration is yielded at least once (a
     /// key may come twice if the hash is resized meanwhile); keys added or removed during the
@@ -1208,8 +1212,8 @@ impl<C: Codec> Region<C> {
         self.inner.engine.clear()
     }
 
-    /// Whether the region holds any entry (its hash exists). A script (the maps, `EXISTS`),
-    /// one round trip.
+    /// Whether the region holds any entry (its hash exists). The maps and `EXISTS`, pipelined
+    /// (a script for a region without a generation), one round trip.
     ///
     /// # Errors
     ///
@@ -1223,8 +1227,8 @@ impl<C: Codec> Region<C> {
         self.inner.engine.exists()
     }
 
-    /// The remaining time to live of the region's hash. A script (the maps, `PTTL`), one
-    /// round trip.
+    /// The remaining time to live of the region's hash. The maps and `PTTL`, pipelined (a
+    /// script for a region without a generation), one round trip.
     ///
     /// # Errors
     ///

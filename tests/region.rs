@@ -494,11 +494,14 @@ fn write_costs_one_round_trip_and_creation_at_most_one_then_none() {
     let read = server.count_commands(|| {
         r.get::<u8>("k").unwrap();
     });
-    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 4)]
+    let expected: HashMap<String, u64> = [("hget", 4)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-    assert_eq!(read, expected, "one script: the maps, then HGET");
+    assert_eq!(
+        read, expected,
+        "plain commands: the generations in the tree's hash and the maps, then the entry"
+    );
     let trips = server.count_round_trips(|| {
         r.get::<u8>("k").unwrap();
     });
@@ -623,6 +626,40 @@ fn writes_relink_a_child_after_another_process_invalidated_the_parent() {
         "both generations of the kid's hash"
     );
     assert_eq!(tree_keys(&mut raw, &root), vec![format!("{{{root}}}#tree")]);
+}
+
+/// A read with plain commands checks every generation it names: after another process
+/// invalidated the parent, the read finds another generation and goes to the script, which
+/// finds the new path; nothing invalidated shows. A region without a generation is read by
+/// the script; once written again, reads are plain commands again.
+#[test]
+fn a_plain_read_on_an_outdated_path_goes_to_the_script_and_shows_nothing_invalidated() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("plain");
+    let parent = region(&conn, &root, "parent");
+    let kid = parent.region("kid");
+    kid.set("a", &1u8).unwrap();
+    let plain: HashMap<String, u64> = [("hget".to_string(), 4)].into_iter().collect();
+    let sent = server.count_commands(|| assert_eq!(kid.get::<u8>("a").unwrap(), Some(1)));
+    assert_eq!(sent, plain, "the tree's hash, two maps, the entry");
+
+    wait_child(child_process(
+        "child_invalidates_the_parent",
+        &[("REGION_URL", server.url()), ("REGION_ROOT", root.clone())],
+    ));
+    // The plain read, then the script twice: the first answers with the path it found.
+    let sent = server.count_commands(|| assert_eq!(kid.get::<u8>("a").unwrap(), None));
+    assert_eq!(sent.get("evalsha"), Some(&2), "{sent:?}");
+    assert!(sent.get("hget").is_some_and(|n| *n >= 4 + 2), "{sent:?}");
+    // The kid has no generation now: its reads are the script's (which reads it as empty).
+    let sent = server.count_commands(|| assert_eq!(kid.get::<u8>("a").unwrap(), None));
+    assert_eq!(sent.get("evalsha"), Some(&1), "{sent:?}");
+
+    kid.set("b", &2u8).unwrap();
+    let sent = server.count_commands(|| assert_eq!(kid.get::<u8>("b").unwrap(), Some(2)));
+    assert_eq!(sent, plain);
+    assert_eq!(kid.get::<u8>("a").unwrap(), None);
 }
 
 #[test]
@@ -981,7 +1018,7 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
         .transaction(|tx| tx.set("w", &1u8))
         .unwrap();
     let key = r.key().unwrap().unwrap();
-    r.get::<u32>("old").unwrap(); // loads the read script
+    r.get::<u32>("old").unwrap(); // a read before the count, as every other
     let mut observer = server.raw();
     let counted = server.count_commands(|| {
         let total = r
@@ -1002,9 +1039,9 @@ fn transaction_is_invisible_until_exec_and_sent_in_one_round_trip() {
     });
     assert_eq!(
         counted.get("evalsha"),
-        Some(&2),
-        "the read of `old` (the only one: the others see pending writes), then one script \
-         commits: {counted:?}"
+        Some(&1),
+        "the read of `old` (the only one: the others see pending writes; plain commands), \
+         then one script commits: {counted:?}"
     );
     assert!(!counted.contains_key("eval"), "{counted:?}");
     // The commit's first write is an HSET of the first pair (so that a server out of memory
@@ -1234,8 +1271,8 @@ fn get_or_insert_with_and_memoized_functions() {
     assert_eq!(square_calls.load(Ordering::SeqCst), 1);
     assert_eq!(
         hits.get("evalsha"),
-        Some(&3),
-        "miss, store+read, hit: {hits:?}"
+        Some(&1),
+        "miss and hit read with plain commands, the store a script: {hits:?}"
     );
     assert_eq!(hits.get("hsetnx"), Some(&1), "{hits:?}");
     assert_eq!(square.call(&3).unwrap(), 9);

@@ -403,6 +403,16 @@ impl Placed {
     }
 }
 
+impl Placed {
+    /// The names a read with plain commands on `path` uses (see
+    /// [`Engine::read_placed_plain`](super::Engine)): those of a read script's request;
+    /// `None` unless `path` holds every generation down to the region (a region without one
+    /// is read by the script, which also checks the tree's layout).
+    pub(crate) fn plain_names(&self, path: &Arc<Path>) -> Option<Arc<Names>> {
+        (path.ids.len() == self.parts.len() + 1).then(|| self.names(path, false))
+    }
+}
+
 /// Appends one bulk string made of `parts` to a request packed in Redis' protocol.
 fn bulk(out: &mut Vec<u8>, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
@@ -424,6 +434,18 @@ pub(crate) struct Names {
     path_keys: Vec<String>,
     /// `:<next>:<generations>:<place>`.
     place_tail: String,
+}
+
+impl Names {
+    /// The region's hash.
+    pub(crate) fn hash(&self) -> &[u8] {
+        &self.hash
+    }
+
+    /// `B#tree`, then the map of each level, the root's first.
+    pub(crate) fn path_keys(&self) -> &[String] {
+        &self.path_keys
+    }
 }
 
 #[cfg(test)]
