@@ -1351,8 +1351,6 @@ impl<C: Codec> Engine<C> {
     }
 }
 
-/// Commands that change nothing: every other command sent about a key stamps it in the near
-/// cache's tracking (see [`fence`]).
 /// The reads of a placed handle's hash that [`Engine::read_placed_plain`] sends as plain
 /// commands: single-key reads of a hash.
 const PLAIN_READS: &[&[u8]] = &[
@@ -1360,6 +1358,8 @@ const PLAIN_READS: &[&[u8]] = &[
     b"EXISTS", b"TYPE", b"PTTL", b"TTL",
 ];
 
+/// Commands that change nothing: every other command sent about a key stamps it in the near
+/// cache's tracking (see [`fence`]).
 const READS: &[&[u8]] = &[
     b"GET",
     b"MGET",

@@ -60,7 +60,8 @@
 //! | miss with a default value | 1 | the read; the computation runs in the background; one more where fresh hits are read with plain commands |
 //!
 //! A fresh hit is read with plain commands where it can be (the default: a result in a key
-//! of its own, no `refresh`, no region, no near cache): for the server a pipelined `GET` and
+//! of its own, no `refresh`, no region, no near cache; from a handle's second call on, once
+//! the read script has shown that the user may run it): for the server a pipelined `GET` and
 //! `HINCRBY` cost less than half of a script doing the same. When the `GET` finds no result,
 //! the read script runs next and takes the `hits` counted for it back, atomically with
 //! counting the miss: a [`stats`](Memo::stats) read in between may count one hit too many
