@@ -781,6 +781,11 @@ impl<C: Codec> Engine<C> {
             args(&mut cmd);
             return self.query_in(call, &cmd, retry);
         }
+        if command == "HSET"
+            && let Some(reply) = self.set_placed(call, &args, retry)?
+        {
+            return self.reply_at(call, &resolved.key, reply);
+        }
         let named = resolved.named(&resolved.key);
         self.eval_in(
             call,
@@ -795,6 +800,97 @@ impl<C: Codec> Engine<C> {
             },
             retry,
         )
+    }
+
+    /// `HSET` of one field of a placed handle whose every generation it knows (a region's
+    /// `set` in the steady state), through [`SET_PLACED`](script::SET_PLACED): the general
+    /// write script's work without its arguments and branches, one round trip. `None` when
+    /// it does not apply (not placed, not one pair, a generation missing) or when the
+    /// script found another path (it changed nothing): the caller sends the general script,
+    /// which finds the path (one round trip more, only after another process changed it).
+    fn set_placed(
+        &self,
+        call: &mut Call,
+        args: &impl Fn(&mut redis::Cmd),
+        retry: Retry,
+    ) -> Result<Option<Value>> {
+        let resolved = self.resolved()?;
+        let Some(placed) = &resolved.placed else {
+            return Ok(None);
+        };
+        let path = placed.path();
+        let Some(names) = placed.plain_names(&path) else {
+            return Ok(None);
+        };
+        let mut pair = redis::cmd("HSET");
+        args(&mut pair);
+        let pair: Vec<&[u8]> = pair
+            .args_iter()
+            .skip(1)
+            .filter_map(|a| match a {
+                redis::Arg::Simple(bytes) => Some(bytes),
+                _ => None,
+            })
+            .collect();
+        let [field, value] = pair[..] else {
+            return Ok(None);
+        };
+        let ids = path
+            .ids
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let build = |head: &str, body: &str| {
+            let mut cmd = redis::cmd(head);
+            cmd.arg(body)
+                .arg(names.path_keys().len() + 1)
+                .arg(names.hash());
+            for key in names.path_keys() {
+                cmd.arg(key);
+            }
+            cmd.arg(&ids);
+            for part in &placed.parts {
+                cmd.arg(part);
+            }
+            cmd.arg(field).arg(value);
+            match self.options.ttl {
+                Some(ttl) => cmd.arg(ttl_millis(ttl)),
+                None => cmd.arg(""),
+            };
+            cmd.arg(match self.options.ttl_policy {
+                TtlPolicy::Keep => "keep",
+                _ => "",
+            });
+            cmd.get_packed_command()
+        };
+        let script = &*script::SET_PLACED;
+        let route = resolved.key.as_bytes();
+        let fence = || {
+            if let Some(tracking) = resolved.connection.tracking_started() {
+                tracking.fence(names.hash());
+            }
+        };
+        let reply =
+            resolved
+                .connection
+                .request(call, route, &build("EVALSHA", script.sha()), retry);
+        fence();
+        let reply = match reply? {
+            Value::ServerError(e) if e.code() == "NOSCRIPT" => {
+                let reply =
+                    resolved
+                        .connection
+                        .request(call, route, &build("EVAL", script.text()), retry);
+                fence();
+                reply?
+            }
+            reply => reply,
+        };
+        match reply {
+            Value::ServerError(e) if e.code() == "STALEPATH" => Ok(None),
+            reply => Ok(Some(reply)),
+        }
     }
 
     /// After a read of this handle's data through the pool that a near-cache copy could

@@ -444,8 +444,9 @@ fn write_costs_one_round_trip_and_creation_at_most_one_then_none() {
     let conn = server.connection();
     let root = unique("cost");
     let r = region(&conn, &root, "a.b");
-    r.set("warm", &0u8).unwrap(); // opens the pooled connection
-    r.get::<u8>("warm").unwrap(); // loads the read script
+    r.set("warm", &0u8).unwrap(); // opens the pooled connection, creates the region
+    r.set("warm", &0u8).unwrap(); // loads the script of a write to a region that exists
+    r.get::<u8>("warm").unwrap();
 
     let write = server.count_commands(|| {
         r.set("k", &1u8).unwrap();
@@ -660,6 +661,46 @@ fn a_plain_read_on_an_outdated_path_goes_to_the_script_and_shows_nothing_invalid
     let sent = server.count_commands(|| assert_eq!(kid.get::<u8>("b").unwrap(), Some(2)));
     assert_eq!(sent, plain);
     assert_eq!(kid.get::<u8>("a").unwrap(), None);
+}
+
+/// A write to a region whose generations the process knows is a short script that checks
+/// them; after another process invalidated the parent it finds another generation, changes
+/// nothing, and the general write script finds the path and creates the kid's generation:
+/// the write shows, what the other process invalidated does not.
+#[test]
+fn a_short_write_on_an_outdated_path_changes_nothing_and_the_general_write_follows() {
+    let server = RedisServer::start();
+    let conn = server.connection();
+    let root = unique("short");
+    let parent = region(&conn, &root, "parent");
+    let kid = parent.region("kid");
+    kid.set("a", &1u8).unwrap(); // creates the kid (the general script)
+    kid.set("a", &1u8).unwrap(); // loads the short one
+    let short = server.count_commands(|| assert!(!kid.set("a", &1u8).unwrap()));
+    let expected: HashMap<String, u64> = [("evalsha", 1), ("hget", 3), ("type", 1), ("hset", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    assert_eq!(short, expected);
+
+    wait_child(child_process(
+        "child_invalidates_the_parent",
+        &[("REGION_URL", server.url()), ("REGION_ROOT", root.clone())],
+    ));
+    // The short script (refused: another generation), the general one (it answers with the
+    // path found), the general one again (it creates the kid's generations and writes).
+    let sent = server.count_commands(|| assert!(kid.set("b", &2u8).unwrap()));
+    assert_eq!(sent.get("evalsha"), Some(&3), "{sent:?}");
+    assert_eq!(sent.get("hset").copied().unwrap_or(0), 1 + 3, "{sent:?}");
+    assert_eq!(kid.get::<u8>("b").unwrap(), Some(2));
+    assert_eq!(kid.get::<u8>("a").unwrap(), None);
+    assert!(parent.children().any(|c| c.unwrap().name() == "parent.kid"));
+    let sent = server.count_commands(|| assert!(kid.set("c", &3u8).unwrap()));
+    assert_eq!(
+        sent.get("evalsha"),
+        Some(&1),
+        "the short one again: {sent:?}"
+    );
 }
 
 #[test]

@@ -393,6 +393,49 @@ return {redis.call('PTTL', key), redis.call(ARGV[2], key, unpack(ARGV, 3))}
     )
 });
 
+/// `HSET` of one field in a placed handle's hash (a region's `set`) whose every generation the
+/// request names, the steady state of [`WRITE`] with nothing else to carry: the same checks
+/// (the path, the key's type, the ACL of what runs after the first write) and the TTL policy,
+/// without the general script's arguments and branches (see
+/// [`Engine::write`](super::Engine::write)).
+///
+/// `KEYS`: the region's hash, the tree's hash, the map of each level (the root's first).
+/// `ARGV`: the generations the keys were named from (`1,2,3`), the name parts, field, value,
+/// TTL in ms or empty, policy (`keep` or empty). When a generation read differs it changes
+/// nothing and answers `STALEPATH` (without the path: the engine sends the general script,
+/// which finds it).
+pub(crate) static SET_PLACED: Lazy<Script> = Lazy::new(|| {
+    Script::reader(
+        r"
+local n = #KEYS - 2
+local found = redis.call('HGET', KEYS[2], 'root') or ''
+for i = 1, n do
+  found = found .. ',' .. (redis.call('HGET', KEYS[2 + i], ARGV[1 + i]) or '')
+end
+if found ~= ARGV[1] then return redis.error_reply('STALEPATH the region tree changed') end
+local key, ms, keep = KEYS[1], ARGV[n + 4], ARGV[n + 5] == 'keep'
+local t = redis.call('TYPE', key)['ok']
+if t ~= 'none' and t ~= 'hash' then
+  return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+end
+-- HSET is the first write: a user who may not run it is refused there, nothing written. What
+-- runs after it is checked before it.
+if ms ~= '' and redis.acl_check_cmd then
+  local c = (keep and not redis.acl_check_cmd('PTTL', key) and 'pttl')
+    or (not redis.acl_check_cmd('PEXPIRE', key, '1') and 'pexpire')
+  if c then
+    return redis.error_reply('NOPERM this user has no permissions to run the ' .. c .. ' command on this key')
+  end
+end
+local r = redis.call('HSET', key, ARGV[n + 2], ARGV[n + 3])
+if ms ~= '' and (not keep or redis.call('PTTL', key) == -1) then
+  redis.call('PEXPIRE', key, ms)
+end
+return r
+",
+    )
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
