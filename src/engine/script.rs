@@ -410,14 +410,13 @@ pub(crate) static WRITE: Lazy<Script> = Lazy::new(|| {
 local e = _place(ARGV[4])
 if e then return e end
 local key, n, at = _at(KEYS[1]), #ARGV, 5
-e = _wrongtype(key, ARGV[1]) or _may(ARGV[at], key, unpack(ARGV, at + 1, math.min(n, at + 2)))
+e = _wrongtype(key, ARGV[1]) or _may(ARGV[at], key, unpack(ARGV, at + 1, n < at + 2 and n or at + 2))
   or _may_place()
 if e then return e end
 e = _may_expire(key, ARGV[2], ARGV[3])
 if e then return e end
-local removes = {HDEL = true, SREM = true, ZREM = true, LREM = true, SPOP = true,
-  ZPOPMIN = true, ZPOPMAX = true, LPOP = true, RPOP = true}
-local removal = removes[string.upper(ARGV[at])]
+local removal = string.find(' HDEL SREM ZREM LREM SPOP ZPOPMIN ZPOPMAX LPOP RPOP ',
+  ' ' .. string.upper(ARGV[at]) .. ' ', 1, true)
 if _p.base and not _p.found and not removal then key = _at(KEYS[1], true) end
 -- A removal may delete the key, which no command may name after it is gone (while the slot
 -- migrates, Redis Cluster would fail the script there): a key that exists gets its TTL
