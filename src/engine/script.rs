@@ -45,7 +45,12 @@
 //!   would create (the counter + 1 and up, checked to be still unused), and `_at(key, true)`
 //!   creates them, so a script calls it right before its first write and after its checks
 //!   (`_may_place` checks the ACL for that creation). For a handle that is not placed
-//!   (`place` empty) all three change nothing.
+//!   (`place` empty) all three change nothing. The steady state, a request that names the
+//!   whole path (its generations marked `=` in `place`), costs the fewest server calls:
+//!   `_place` reads the root and each map once, joins what it read and compares that with
+//!   the generations named as one string (it does not split them); any difference is a
+//!   stale path. Only a request that names part of the path (a region without a generation
+//!   yet) splits them and walks the path level by level.
 //!
 //! No script names a key after a command that may have deleted it (a removal's `PEXPIRE`
 //! comes before it): on Redis Cluster, while the key's slot migrates, Redis fails a script
@@ -145,33 +150,6 @@ end
 ",
     ),
     (
-        "_split",
-        r"local function _split(name)
-  local parts = {}
-  if name == '' then
-  elseif not string.find(name, '\\', 1, true) then
-    for part in string.gmatch(name, '[^.]+') do parts[#parts + 1] = part end
-  else
-    local i, from = 1, 1
-    while i <= #name do
-      local c = string.byte(name, i)
-      if c == 92 then
-        i = i + 2
-      elseif c == 46 then
-        parts[#parts + 1] = string.sub(name, from, i - 1)
-        i = i + 1
-        from = i
-      else
-        i = i + 1
-      end
-    end
-    parts[#parts + 1] = string.sub(name, from)
-  end
-  return parts
-end
-",
-    ),
-    (
         "_stale",
         r"local function _stale(extra)
   local found, names = {}, ''
@@ -194,15 +172,48 @@ end
         "_place",
         r"local function _place(place)
   if place == '' then return nil end
-  local f, n, ids, len, rest = string.match(place, '^(%d+):(%d*):([%d,]*):(%d+):(.*)$')
-  f = tonumber(f)
-  local base = string.sub(rest, 1, tonumber(len))
-  _p.base, _p.meta, _p.f, _p.next = base, KEYS[f], f, n
-  _p.parts = _split(string.sub(rest, tonumber(len) + 1))
+  local f, n, whole, ids, len, rest = string.match(place, '^(%d+):(%d*):(=?)([%d,]*):(%d+):(.*)$')
+  f, len = f + 0, len + 0
+  local base, name, parts = string.sub(rest, 1, len), string.sub(rest, len + 1), {}
+  _p.base, _p.meta, _p.f, _p.next, _p.parts = base, KEYS[f], f, n, parts
+  if name == '' then
+  elseif not string.find(name, '\\', 1, true) then
+    for part in string.gmatch(name, '[^.]+') do parts[#parts + 1] = part end
+  else
+    local i, from = 1, 1
+    while i <= #name do
+      local c = string.byte(name, i)
+      if c == 92 then
+        i = i + 2
+      elseif c == 46 then
+        parts[#parts + 1] = string.sub(name, from, i - 1)
+        i = i + 1
+        from = i
+      else
+        i = i + 1
+      end
+    end
+    parts[#parts + 1] = string.sub(name, from)
+  end
+  local depth = #parts
+  local root = redis.call('HGET', _p.meta, 'root')
+  -- A request that names the whole path (`=`, the steady state): the generations read down
+  -- the maps must be those named, compared as one string (without splitting `ids`).
+  if whole ~= '' then
+    local chain, id = root, root
+    for i = 1, depth do
+      if not id then break end
+      id = redis.call('HGET', KEYS[f + i], parts[i])
+      chain = id and (chain .. ',' .. id)
+    end
+    if chain ~= ids then return _stale() end
+    _p.found, _p.id = true, id
+    if depth > 0 then _p.map = KEYS[f + depth] end
+    return nil
+  end
   _p.ids = {}
   for id in string.gmatch(ids, '%d+') do _p.ids[#_p.ids + 1] = id end
-  local j, depth = #_p.ids, #_p.parts
-  local root = redis.call('HGET', _p.meta, 'root')
+  local j = #_p.ids
   if j == 0 then
     if root then return _stale() end
     local a, b = redis.pcall('EXISTS', base), redis.pcall('EXISTS', base .. '#children')
@@ -216,7 +227,7 @@ end
   elseif root ~= _p.ids[1] then
     return _stale()
   end
-  for i = 1, math.min(j, depth) do
+  for i = 1, j < depth and j or depth do
     local child = redis.call('HGET', KEYS[f + i], _p.parts[i])
     if i < j then
       if child ~= _p.ids[i + 1] then return _stale() end
@@ -229,7 +240,6 @@ end
     return _stale()
   end
   _p.id = _p.ids[j]
-  _p.names = depth > 0 and ('.' .. table.concat(_p.parts, '.')) or ''
   if _p.found and depth > 0 then _p.map = KEYS[f + depth] end
   return nil
 end
