@@ -295,7 +295,13 @@ impl Placed {
         let names = Arc::new(Names {
             hash: hash.into_bytes(),
             path_keys,
-            place_tail: format!(":{next}:{}:{}", known.join(","), self.place),
+            // `=`: the generations named are the whole path (`_place`'s steady state).
+            place_tail: format!(
+                ":{next}:{}{}:{}",
+                if full { "=" } else { "" },
+                known.join(","),
+                self.place
+            ),
         });
         *last = Some((path.clone(), write, names.clone()));
         names
@@ -432,7 +438,7 @@ pub(crate) struct Names {
     hash: Vec<u8>,
     /// `B#tree`, then the maps.
     path_keys: Vec<String>,
-    /// `:<next>:<generations>:<place>`.
+    /// `:<next>:<generations>:<place>`, the generations after `=` when they are the whole path.
     place_tail: String,
 }
 
@@ -522,7 +528,7 @@ mod tests {
                 "{r}@1#children",
                 "{r}@4.a#children",
                 "x",
-                "3::1,4,7:3:{r}a.b",
+                "3::=1,4,7:3:{r}a.b",
                 "v"
             ]
         );
@@ -643,7 +649,7 @@ mod tests {
                 "{r}@1#children",
                 "{r}@4.a#children",
                 "x",
-                "3::1,4,7:3:{r}a.b",
+                "3::=1,4,7:3:{r}a.b",
                 "v"
             ]
         );
@@ -669,7 +675,7 @@ mod tests {
                 "x"
             ]
         );
-        assert_eq!(words(&after)[9], "3::1,5,8:3:{r}a.b");
+        assert_eq!(words(&after)[9], "3::=1,5,8:3:{r}a.b");
         // An equal path, however it was built, names the same keys.
         let copy = Arc::new((*first).clone());
         assert_eq!(p.declare(&request(), &copy, false).unwrap().0, before);

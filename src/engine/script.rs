@@ -1,8 +1,10 @@
 //! Lua scripts: every operation of more than one command is one script, so that it is one
 //! request with one reply, runs atomically, and is refused whole or applied whole.
 //!
-//! Every script starts with the same prelude, which is where a collection's TTL policy and
-//! its type guard become commands:
+//! Every script starts with the prelude functions it calls (and those they call), which is
+//! where a collection's TTL policy and its type guard become commands. Only those: Redis runs
+//! a script's whole text on every call, and each function defined there is a closure the
+//! server makes on every call, called or not (about 700 instructions each). The functions:
 //!
 //! - `_wrongtype(key, type)`: an error reply when `key` holds a Redis type other than `type`
 //!   (a missing key is fine). Scripts call it before writing anything, so a write over a
@@ -43,7 +45,12 @@
 //!   would create (the counter + 1 and up, checked to be still unused), and `_at(key, true)`
 //!   creates them, so a script calls it right before its first write and after its checks
 //!   (`_may_place` checks the ACL for that creation). For a handle that is not placed
-//!   (`place` empty) all three change nothing.
+//!   (`place` empty) all three change nothing. The steady state, a request that names the
+//!   whole path (its generations marked `=` in `place`), costs the fewest server calls:
+//!   `_place` reads the root and each map once, joins what it read and compares that with
+//!   the generations named as one string (it does not split them); any difference is a
+//!   stale path. Only a request that names part of the path (a region without a generation
+//!   yet) splits them and walks the path level by level.
 //!
 //! No script names a key after a command that may have deleted it (a removal's `PEXPIRE`
 //! comes before it): on Redis Cluster, while the key's slot migrates, Redis fails a script
@@ -62,16 +69,27 @@ use std::fmt::Write as _;
 
 use once_cell::sync::Lazy;
 
-/// The functions every script can call.
-const PRELUDE: &str = r"
-local function _may(...)
+/// The functions scripts can call, in the order they are defined (each only calls those
+/// before it), by name: a script's text holds those its body names, and those they name.
+const PRELUDE: &[(&str, &str)] = &[
+    (
+        "_may",
+        r"local function _may(...)
   if redis.acl_check_cmd and not redis.acl_check_cmd(...) then
     return redis.error_reply('NOPERM this user has no permissions to run the ' .. string.lower((...)) .. ' command on this key')
   end
   return nil
 end
-local _types = {}
-local function _wrongtype(key, want)
+",
+    ),
+    (
+        "_types",
+        r"local _types = {}
+",
+    ),
+    (
+        "_wrongtype",
+        r"local function _wrongtype(key, want)
   local e = _may('TYPE', key)
   if e then return e end
   local t = redis.call('TYPE', key)['ok']
@@ -81,32 +99,83 @@ local function _wrongtype(key, want)
   end
   return nil
 end
-local function _may_expire(key, ms, policy)
+",
+    ),
+    (
+        "_may_expire",
+        r"local function _may_expire(key, ms, policy)
   if ms == '' then return nil end
   return _may('PEXPIRE', key, '1') or (policy == 'keep' and _may('PTTL', key)) or nil
 end
-local function _text(err)
+",
+    ),
+    (
+        "_text",
+        r"local function _text(err)
   if string.find(err, [[The user executing the script can't run this command]], 1, true) then
     return 'NOPERM ' .. string.gsub(err, '^.*: ', '')
   end
   local t = string.match(err, '^%-?(%u+ .*)$') or string.match(err, ': %-(%u+ .*)$') or err
   return (string.gsub(t, '%s+$', ''))
 end
-local function _code(err)
+",
+    ),
+    (
+        "_code",
+        r"local function _code(err)
   return string.match(_text(err), '^(%u+) ')
 end
-local function _raise(r)
+",
+    ),
+    (
+        "_raise",
+        r"local function _raise(r)
   if redis.REDIS_VERSION_NUM then error(r) end
   error(r.err)
 end
-local function _expire(key, ms, policy)
+",
+    ),
+    (
+        "_expire",
+        r"local function _expire(key, ms, policy)
   if ms == '' then return end
   if policy == 'keep' and redis.call('PTTL', key) ~= -1 then return end
   redis.call('PEXPIRE', key, ms)
 end
-local _p = {}
-local function _split(name)
-  local parts = {}
+",
+    ),
+    (
+        "_p",
+        r"local _p = {}
+",
+    ),
+    (
+        "_stale",
+        r"local function _stale(extra)
+  local found, names = {}, ''
+  local id = redis.pcall('HGET', _p.meta, 'root')
+  while type(id) == 'string' and string.match(id, '^%d+$') do
+    found[#found + 1] = id
+    local i = #found
+    if i > #_p.parts then break end
+    local map = _p.base .. '@' .. id .. names .. '#children'
+    names = names .. '.' .. _p.parts[i]
+    id = redis.pcall('HGET', map, _p.parts[i])
+  end
+  local n = redis.pcall('HGET', _p.meta, 'next')
+  if type(n) ~= 'string' then n = '0' end
+  return redis.error_reply('STALEPATH ' .. table.concat(found, ',') .. ' ' .. n .. (extra or ''))
+end
+",
+    ),
+    (
+        "_place",
+        r"local function _place(place)
+  if place == '' then return nil end
+  local f, n, whole, ids, len, rest = string.match(place, '^(%d+):(%d*):(=?)([%d,]*):(%d+):(.*)$')
+  f, len = f + 0, len + 0
+  local base, name, parts = string.sub(rest, 1, len), string.sub(rest, len + 1), {}
+  _p.base, _p.meta, _p.f, _p.next, _p.parts = base, KEYS[f], f, n, parts
   if name == '' then
   elseif not string.find(name, '\\', 1, true) then
     for part in string.gmatch(name, '[^.]+') do parts[#parts + 1] = part end
@@ -126,34 +195,25 @@ local function _split(name)
     end
     parts[#parts + 1] = string.sub(name, from)
   end
-  return parts
-end
-local function _stale(extra)
-  local found, names = {}, ''
-  local id = redis.pcall('HGET', _p.meta, 'root')
-  while type(id) == 'string' and string.match(id, '^%d+$') do
-    found[#found + 1] = id
-    local i = #found
-    if i > #_p.parts then break end
-    local map = _p.base .. '@' .. id .. names .. '#children'
-    names = names .. '.' .. _p.parts[i]
-    id = redis.pcall('HGET', map, _p.parts[i])
+  local depth = #parts
+  local root = redis.call('HGET', _p.meta, 'root')
+  -- A request that names the whole path (`=`, the steady state): the generations read down
+  -- the maps must be those named, compared as one string (without splitting `ids`).
+  if whole ~= '' then
+    local chain, id = root, root
+    for i = 1, depth do
+      if not id then break end
+      id = redis.call('HGET', KEYS[f + i], parts[i])
+      chain = id and (chain .. ',' .. id)
+    end
+    if chain ~= ids then return _stale() end
+    _p.found, _p.id = true, id
+    if depth > 0 then _p.map = KEYS[f + depth] end
+    return nil
   end
-  local n = redis.pcall('HGET', _p.meta, 'next')
-  if type(n) ~= 'string' then n = '0' end
-  return redis.error_reply('STALEPATH ' .. table.concat(found, ',') .. ' ' .. n .. (extra or ''))
-end
-local function _place(place)
-  if place == '' then return nil end
-  local f, n, ids, len, rest = string.match(place, '^(%d+):(%d*):([%d,]*):(%d+):(.*)$')
-  f = tonumber(f)
-  local base = string.sub(rest, 1, tonumber(len))
-  _p.base, _p.meta, _p.f, _p.next = base, KEYS[f], f, n
-  _p.parts = _split(string.sub(rest, tonumber(len) + 1))
   _p.ids = {}
   for id in string.gmatch(ids, '%d+') do _p.ids[#_p.ids + 1] = id end
-  local j, depth = #_p.ids, #_p.parts
-  local root = redis.call('HGET', _p.meta, 'root')
+  local j = #_p.ids
   if j == 0 then
     if root then return _stale() end
     local a, b = redis.pcall('EXISTS', base), redis.pcall('EXISTS', base .. '#children')
@@ -167,7 +227,7 @@ local function _place(place)
   elseif root ~= _p.ids[1] then
     return _stale()
   end
-  for i = 1, math.min(j, depth) do
+  for i = 1, j < depth and j or depth do
     local child = redis.call('HGET', KEYS[f + i], _p.parts[i])
     if i < j then
       if child ~= _p.ids[i + 1] then return _stale() end
@@ -180,11 +240,14 @@ local function _place(place)
     return _stale()
   end
   _p.id = _p.ids[j]
-  _p.names = depth > 0 and ('.' .. table.concat(_p.parts, '.')) or ''
   if _p.found and depth > 0 then _p.map = KEYS[f + depth] end
   return nil
 end
-local function _may_place()
+",
+    ),
+    (
+        "_may_place",
+        r"local function _may_place()
   if not _p.base or _p.found then return nil end
   local e = _may('HSET', _p.meta, 'next', '1')
   for i = math.max(#_p.ids, 1), #_p.parts do
@@ -192,7 +255,11 @@ local function _may_place()
   end
   return e
 end
-local function _at(key, create)
+",
+    ),
+    (
+        "_at",
+        r"local function _at(key, create)
   if not _p.base then return key end
   if create and not _p.found then
     if _p.next == '' then _raise(_stale(' create')) end
@@ -208,7 +275,44 @@ local function _at(key, create)
   end
   return key
 end
-";
+",
+    ),
+];
+
+/// Whether `text` names the Lua identifier `name` (not as part of a longer one).
+fn names(text: &str, name: &str) -> bool {
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let bytes = text.as_bytes();
+    text.match_indices(name).any(|(at, _)| {
+        let end = at + name.len();
+        (at == 0 || !ident(bytes[at - 1])) && (end == bytes.len() || !ident(bytes[end]))
+    })
+}
+
+/// `body` after the prelude's functions it calls, directly or through others: Redis runs a
+/// script's whole text on every call, and each function defined costs the server a closure
+/// (about 700 instructions), used or not.
+fn with_prelude(body: &str) -> String {
+    let mut needed = vec![false; PRELUDE.len()];
+    // Each piece only names pieces before it: walking back from the last, a piece is needed
+    // once the body or a later needed piece names it.
+    for i in (0..PRELUDE.len()).rev() {
+        let (name, _) = PRELUDE[i];
+        needed[i] = names(body, name)
+            || PRELUDE[i + 1..]
+                .iter()
+                .zip(&needed[i + 1..])
+                .any(|((_, text), n)| *n && names(text, name));
+    }
+    let mut text = String::from("\n");
+    for ((_, piece), n) in PRELUDE.iter().zip(needed) {
+        if n {
+            text.push_str(piece);
+        }
+    }
+    text.push_str(body);
+    text
+}
 
 /// A Lua script with the [prelude](self), sent by its SHA-1.
 pub(crate) struct Script {
@@ -227,9 +331,7 @@ pub(crate) struct Script {
 impl Script {
     /// The script `body`, after the prelude.
     pub(crate) fn new(body: &str) -> Script {
-        let mut text = String::with_capacity(PRELUDE.len() + body.len());
-        text.push_str(PRELUDE);
-        text.push_str(body);
+        let text = with_prelude(body);
         let digest = sha1_smol::Sha1::from(&text).digest().bytes();
         let mut sha = String::with_capacity(40);
         for b in digest {
@@ -318,14 +420,13 @@ pub(crate) static WRITE: Lazy<Script> = Lazy::new(|| {
 local e = _place(ARGV[4])
 if e then return e end
 local key, n, at = _at(KEYS[1]), #ARGV, 5
-e = _wrongtype(key, ARGV[1]) or _may(ARGV[at], key, unpack(ARGV, at + 1, math.min(n, at + 2)))
+e = _wrongtype(key, ARGV[1]) or _may(ARGV[at], key, unpack(ARGV, at + 1, n < at + 2 and n or at + 2))
   or _may_place()
 if e then return e end
 e = _may_expire(key, ARGV[2], ARGV[3])
 if e then return e end
-local removes = {HDEL = true, SREM = true, ZREM = true, LREM = true, SPOP = true,
-  ZPOPMIN = true, ZPOPMAX = true, LPOP = true, RPOP = true}
-local removal = removes[string.upper(ARGV[at])]
+local removal = string.find(' HDEL SREM ZREM LREM SPOP ZPOPMIN ZPOPMAX LPOP RPOP ',
+  ' ' .. string.upper(ARGV[at]) .. ' ', 1, true)
 if _p.base and not _p.found and not removal then key = _at(KEYS[1], true) end
 -- A removal may delete the key, which no command may name after it is gone (while the slot
 -- migrates, Redis Cluster would fail the script there): a key that exists gets its TTL
@@ -443,7 +544,6 @@ mod tests {
     #[test]
     fn scripts_are_named_by_the_sha1_of_their_full_text() {
         let s = Script::new("return 1");
-        assert!(s.text().starts_with(PRELUDE));
         assert!(s.text().ends_with("return 1"));
         assert_eq!(s.sha().len(), 40);
         assert_eq!(
@@ -456,5 +556,35 @@ mod tests {
         let reader = Script::reader("return 1");
         assert!(!reader.creates());
         assert_eq!((reader.text(), reader.sha()), (s.text(), s.sha()));
+    }
+
+    #[test]
+    fn a_script_holds_the_prelude_functions_it_calls_and_theirs() {
+        let defines = |s: &Script, name: &str| {
+            s.text().contains(&format!("local function {name}("))
+                || s.text().contains(&format!("local {name} = "))
+        };
+        let plain = Script::new("return 1");
+        assert!(PRELUDE.iter().all(|(name, _)| !defines(&plain, name)));
+        // `_wrongtype` calls `_may` and fills `_types`; `_may_expire` (a longer name that
+        // starts with `_may`) is not named.
+        let guard = Script::new("return _wrongtype(KEYS[1], 'hash')");
+        for name in ["_may", "_types", "_wrongtype"] {
+            assert!(defines(&guard, name), "{name}");
+        }
+        assert!(!defines(&guard, "_may_expire") && !defines(&guard, "_place"));
+        // Every function a script names is defined before it, in the prelude's order.
+        let write = &*WRITE;
+        let mut at = 0;
+        for (name, piece) in PRELUDE {
+            if let Some(found) = write.text()[at..].find(piece) {
+                at += found + piece.len();
+            } else {
+                assert!(
+                    !names(write.text(), name),
+                    "{name} is called but not defined"
+                );
+            }
+        }
     }
 }

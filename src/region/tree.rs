@@ -193,7 +193,7 @@ end
 if not _p.found then return 0 end
 e = e or _may('HDEL', _p.map, 'f')
 if e then return e end
-redis.call('RPUSH', gc, '@' .. _p.id .. _p.names)
+redis.call('RPUSH', gc, '@' .. _p.id .. '.' .. table.concat(_p.parts, '.'))
 redis.call('HDEL', _p.map, _p.parts[#_p.parts])
 return 1
 ",
