@@ -516,22 +516,22 @@ impl<C: Codec> Engine<C> {
         let Some(names) = placed.plain_names(&path) else {
             return Ok(None);
         };
-        let mut pipe = redis::pipe();
+        // Packed directly (see `path::pack`): through `redis::Pipeline` packing cost more
+        // than the rest of the call.
         let path_keys = names.path_keys();
-        pipe.cmd("HGET").arg(&path_keys[0]).arg("root");
+        let mut packed = path::pack(&[b"HGET", path_keys[0].as_bytes(), b"root"]);
         for (map, part) in path_keys[1..].iter().zip(&placed.parts) {
-            pipe.cmd("HGET").arg(map).arg(part);
+            packed.extend(path::pack(&[b"HGET", map.as_bytes(), part.as_bytes()]));
         }
-        let read = pipe.cmd(std::str::from_utf8(name).unwrap_or_default());
-        read.arg([names.hash(), suffix].concat());
-        for a in args {
-            read.arg(a);
-        }
+        let key = [names.hash(), suffix].concat();
+        let mut read: Vec<&[u8]> = vec![name, &key];
+        read.extend(args);
+        packed.extend(path::pack(&read));
         let mut replies = resolved.connection.request_many(
             call,
             resolved.key.as_bytes(),
-            &pipe.get_packed_pipeline(),
-            pipe.len(),
+            &packed,
+            path_keys.len() + 1,
             retry,
         )?;
         let Some(reply) = replies.pop() else {
@@ -841,28 +841,24 @@ impl<C: Codec> Engine<C> {
             .map(u64::to_string)
             .collect::<Vec<_>>()
             .join(",");
-        let build = |head: &str, body: &str| {
-            let mut cmd = redis::cmd(head);
-            cmd.arg(body)
-                .arg(names.path_keys().len() + 1)
-                .arg(names.hash());
-            for key in names.path_keys() {
-                cmd.arg(key);
-            }
-            cmd.arg(&ids);
-            for part in &placed.parts {
-                cmd.arg(part);
-            }
-            cmd.arg(field).arg(value);
-            match self.options.ttl {
-                Some(ttl) => cmd.arg(ttl_millis(ttl)),
-                None => cmd.arg(""),
-            };
-            cmd.arg(match self.options.ttl_policy {
-                TtlPolicy::Keep => "keep",
-                _ => "",
-            });
-            cmd.get_packed_command()
+        let ms = self.options.ttl.map(|t| ttl_millis(t).to_string());
+        let policy: &[u8] = match self.options.ttl_policy {
+            TtlPolicy::Keep => b"keep",
+            _ => b"",
+        };
+        // Packed in Redis' protocol directly, into one buffer sized beforehand: through
+        // `redis::Cmd` its dozen arguments cost more instructions than the rest of the call.
+        let build = |head: &[u8], body: &[u8]| {
+            let path_keys = names.path_keys();
+            let numkeys = (path_keys.len() + 1).to_string();
+            let mut args: Vec<&[u8]> =
+                Vec::with_capacity(path_keys.len() + placed.parts.len() + 10);
+            args.extend([head, body, numkeys.as_bytes(), names.hash()]);
+            args.extend(path_keys.iter().map(|k| k.as_bytes()));
+            args.push(ids.as_bytes());
+            args.extend(placed.parts.iter().map(|p| p.as_bytes()));
+            args.extend([field, value, ms.as_deref().unwrap_or("").as_bytes(), policy]);
+            path::pack(&args)
         };
         let script = &*script::SET_PLACED;
         let route = resolved.key.as_bytes();
@@ -871,17 +867,21 @@ impl<C: Codec> Engine<C> {
                 tracking.fence(names.hash());
             }
         };
-        let reply =
-            resolved
-                .connection
-                .request(call, route, &build("EVALSHA", script.sha()), retry);
+        let reply = resolved.connection.request(
+            call,
+            route,
+            &build(b"EVALSHA", script.sha().as_bytes()),
+            retry,
+        );
         fence();
         let reply = match reply? {
             Value::ServerError(e) if e.code() == "NOSCRIPT" => {
-                let reply =
-                    resolved
-                        .connection
-                        .request(call, route, &build("EVAL", script.text()), retry);
+                let reply = resolved.connection.request(
+                    call,
+                    route,
+                    &build(b"EVAL", script.text().as_bytes()),
+                    retry,
+                );
                 fence();
                 reply?
             }

@@ -419,16 +419,44 @@ impl Placed {
     }
 }
 
+/// The request made of `args`, packed in Redis' protocol (an array of bulk strings).
+pub(crate) fn pack(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(args.iter().map(|a| a.len() + 16).sum::<usize>() + 16);
+    out.push(b'*');
+    decimal(&mut out, args.len());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        bulk(&mut out, &[a]);
+    }
+    out
+}
+
 /// Appends one bulk string made of `parts` to a request packed in Redis' protocol.
 fn bulk(out: &mut Vec<u8>, parts: &[&[u8]]) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     out.push(b'$');
-    out.extend_from_slice(len.to_string().as_bytes());
+    decimal(out, len);
     out.extend_from_slice(b"\r\n");
     for p in parts {
         out.extend_from_slice(p);
     }
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal, without the allocation of `to_string` (which cost more than the
+/// rest of packing a request).
+fn decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The keys a request on one path declares, and its placement argument after `<f>`.
@@ -475,6 +503,15 @@ mod tests {
             server: server.into(),
             names: NamesCell::default(),
         }
+    }
+
+    #[test]
+    fn pack_writes_what_redis_cmd_writes() {
+        let long = "0123456789".repeat(12);
+        let args: [&[u8]; 5] = [b"EVALSHA", b"abc", b"", b"x\r\ny", long.as_bytes()];
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg("abc").arg("").arg("x\r\ny").arg(&long);
+        assert_eq!(pack(&args), cmd.get_packed_command());
     }
 
     fn strings(parts: &[&str]) -> Vec<String> {
