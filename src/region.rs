@@ -15,13 +15,15 @@
 //!
 //! Each region has a *generation*: a number, unique in its tree, that is part of the name of
 //! its hash. A region's generation is recorded in its parent's generation (a map from child
-//! name to child generation), and the root region's in the tree's hash. Every script that
+//! name to child generation), and the root region's in the tree's hash. Every request that
 //! reads or writes a region first checks those maps from the root down (one `HGET` per
-//! level, inside the same script: still one round trip), so it always works on the current
-//! generation of every level. The request names the keys of the generations the process
-//! last found (see [Redis Cluster](#redis-cluster)); a script that finds others (another
-//! process invalidated or created a level since) changes nothing and says which it found,
-//! and the request is sent again: a second round trip, only then.
+//! level, in the same request: still one round trip; inside the script for a write, pipelined
+//! before the read for a read), so it always works on the current generation of every level.
+//! The request names the keys of the generations the process last found (see
+//! [Redis Cluster](#redis-cluster)); a request that finds others (another process invalidated
+//! or created a level since) changes nothing, the script sent next says which it found, and
+//! the request is sent again: two round trips more, only then (one for a region the process
+//! knew no generation of).
 //!
 //! Invalidating a region deletes the one map entry that names its generation (or, for the
 //! root region, replaces the root's generation) and queues the retired generation for
@@ -33,7 +35,7 @@
 //! retired generation at the head of the tree's queue, scans the next page of its map (the
 //! cursor is kept in the queue), `UNLINK`s the hashes of the children that have no children
 //! themselves and queues the others (depth first, so the queue stays short), and deletes a
-//! generation's own hash once its map is empty: at most 50 regions per step, a few hundred
+//! generation's own hash once its map is empty: at most 25 regions per step, a few hundred
 //! microseconds of server time
 //! (`benches/RESULTS.md` has the measurements). The queue lives in Redis, so any process may
 //! work on it, and one that restarts picks it up where another stopped. Keys with a TTL also
@@ -136,7 +138,9 @@
 //!
 //! - Once [`invalidate`](Region::invalidate) returns, no reader in any process sees anything
 //!   written below the region before it began: every read follows the maps from the root in
-//!   the same script, and the retired generation is no longer in them.
+//!   the same request, and keeps what it read only when they named the hash it read; the
+//!   retired generation is no longer in them (a generation nobody reaches is never written
+//!   again: its data reads as it was at the check, or as reclaimed, missing).
 //! - A write concurrent with an invalidation is one script, so it runs entirely before it
 //!   (and is invalidated) or entirely after it (and lands in the new generation, visible).
 //! - Writes after it are visible, and are invalidated by a later `invalidate`.
@@ -204,13 +208,14 @@
 //! # Costs
 //!
 //! Every operation on a region is one request (one round trip) that first checks the tree's
-//! maps: one `HGET` per level below the root, plus one for the root. Writes are one script.
-//! Reads of a region whose generations the process knows are plain commands, pipelined: the
-//! maps' `HGET`s, then the read on the hash they name; the reply counts when every generation
-//! read is the one the hash was named from, else the read goes to the script (one round trip
-//! more), as does a read of a region without a generation. The first request of the process
-//! for a region, and the first after another process changed the region's path, take a
-//! second round trip (see [Redis Cluster](#redis-cluster)).
+//! maps: one `HGET` per level below the root, plus one for the root. Writes are one script
+//! (`set` on a region whose generations the process knows a short one). Reads of a region
+//! whose generations the process knows are plain commands, pipelined: the maps' `HGET`s, then
+//! the read on the hash they name; the reply counts when every generation read is the one the
+//! hash was named from, else the read goes to the script, as does a read of a region without a
+//! generation. The first request of the process for a region takes a second round trip, and
+//! the first after another process changed the region's path two more (see
+//! [Redis Cluster](#redis-cluster)).
 //!
 //! | Method | Redis commands (inside the script for writes) | Round trips | Lost reply |
 //! |---|---|---|---|
@@ -225,7 +230,7 @@
 //! | [`children`](Region::children) | `HSCAN` of the region's map | 1 per batch | resent |
 //! | [`create`](Region::create) | the maps | 1 the first time, then 0 | resent |
 //! | [`invalidate`](Region::invalidate) | the maps, `HDEL`, `RPUSH` | 1 | resent |
-//! | [`reclaim`](Region::reclaim) | per step: `LINDEX`, `TYPE`s, `HSCAN`, `UNLINK`, `HDEL`, `LSET`, `LPUSH`, `LPOP` | 1 per step of at most 50 regions | resent (each step is whole) |
+//! | [`reclaim`](Region::reclaim) | per step: `LINDEX`, `TYPE`s, `HSCAN`, `UNLINK`, `HDEL`, `LSET`, `LPUSH`, `LPOP` | 1 per step of at most 25 regions | resent (each step is whole) |
 //! | [`key`](Region::key) | the maps | 1 | resent |
 //! | [`dict`](Region::dict), [`region`](Region::region), [`new`](Region::new) | none | 0 | — |
 //! | [`clear`](Region::clear), [`exists`](Region::exists), [`ttl`](Region::ttl), [`expire`](Region::expire) | the maps, `DEL`, `EXISTS`, `PTTL`, `PEXPIRE` | 1 | resent |
@@ -1367,7 +1372,7 @@ impl<C: Codec> Region<C> {
     }
 
     /// Deletes, now and in the caller, what invalidations of this region's tree retired,
-    /// until nothing is left: steps of at most 50 regions each (one script, one round trip,
+    /// until nothing is left: steps of at most 25 regions each (one script, one round trip,
     /// a few hundred microseconds of server time), so other clients are served between them.
     /// Returns how many region hashes were deleted. Safe to run from several processes at
     /// once, and alongside the background thread: each step is atomic. Returns early, with

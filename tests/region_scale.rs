@@ -238,8 +238,8 @@ fn invalidate_200k_regions() -> Option<String> {
         "{left} of {keys_before} keys left after {reclaim_took:?}"
     );
     assert!(
-        steps >= REGIONS / 50,
-        "reclaimed in steps of at most 50 regions: {steps} scripts"
+        steps >= REGIONS / 25,
+        "reclaimed in steps of at most 25 regions: {steps} scripts"
     );
     assert!(
         all_done >= Duration::from_millis(2) * steps as u32,
