@@ -477,6 +477,8 @@ impl Connection {
         retry: Retry,
     ) -> Result<Vec<Value>> {
         match self.send(call, key, Packed::Fixed(packed), replies, retry)? {
+            // One command's reply is its own, an array included.
+            reply if replies == 1 => Ok(vec![reply]),
             Value::Array(replies) => Ok(replies),
             // Never: a pipeline's replies come as an array.
             other => Ok(vec![other]),

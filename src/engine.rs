@@ -422,8 +422,9 @@ impl<C: Codec> Engine<C> {
 
     /// Sends one command about the handle's own key (its first argument: the key, or the key
     /// followed by a suffix) as part of `call` (sharing its deadline) and converts its reply.
-    /// For a placed handle the command runs inside the [`PROXY`](script::PROXY) script, on
-    /// the key the script finds: still one request, one round trip.
+    /// For a placed handle the command runs on the key of the region's generation: a read
+    /// pipelined after the path's checks ([`read_placed_plain`](Engine::read_placed_plain)),
+    /// or inside the [`PROXY`](script::PROXY) script: still one request, one round trip.
     pub(crate) fn query_in<T: FromRedisValue>(
         &self,
         call: &mut Call,
@@ -438,8 +439,9 @@ impl<C: Codec> Engine<C> {
         self.reply_at(call, &resolved.key, reply)
     }
 
-    /// Sends `cmd` (about the handle's own key) through the [`PROXY`](script::PROXY) script
-    /// and returns its raw reply.
+    /// Sends `cmd` (about the handle's own key) of a placed handle, as a read with plain
+    /// commands when it can be, else through the [`PROXY`](script::PROXY) script, and returns
+    /// its raw reply.
     fn send_placed(&self, call: &mut Call, cmd: &redis::Cmd, retry: Retry) -> Result<Value> {
         let resolved = self.resolved()?;
         let args = || {

@@ -45,13 +45,14 @@
 //! | [`SetCache<T>`] | `HashSet<T>` | set | `SADD`, `SREM`, `SISMEMBER`, `SCARD`, `SPOP`, `SSCAN`, `SUNION`/`SINTER`/`SDIFF` |
 //! | [`SortedSetCache<T>`] | `BTreeMap` by score | zset | `ZADD`, `ZINCRBY`, `ZSCORE`, `ZRANK`, `ZCOUNT`, `ZPOPMIN`/`ZPOPMAX`, `ZRANGE`, `ZREMRANGEBY*` |
 //! | [`SentinelCache`] | a set-once flag | string | `SET NX`, `EXISTS`, `DEL` |
-//! | [`Region`] | nested namespaces of typed values | hash per region generation, hash of children per parent | one script per operation; invalidation in constant time |
-//! | [`Memo<A, R>`](Memo) | a memoized `Fn(A) -> R` | string per arguments, lock, stats hash | one script per call |
+//! | [`Region`] | nested namespaces of typed values | hash per region generation, hash of children per parent | one request per operation (writes one script, reads a pipeline checked against the generations); invalidation in constant time |
+//! | [`Memo<A, R>`](Memo) | a memoized `Fn(A) -> R` | string per arguments, lock, stats hash | one round trip per fresh hit (`GET` and `HINCRBY`, pipelined), scripts for misses |
 //!
 //! Every type is built the same way: `Type::new(key)` (infallible, no I/O) or
 //! `Type::builder(key)` to choose the connection, a prefix, a TTL and its
 //! [`TtlPolicy`], or a codec. Every request to Redis is one command or one Lua script, with
-//! one reply: an operation of several commands (a write with its TTL, an `insert` that returns
+//! one reply, except reads that need none of a script's guarantees (a memo's fresh hit, a
+//! region's read: a pipeline of reads, and a memo's statistic): an operation of several commands (a write with its TTL, an `insert` that returns
 //! the old value, a region write that finds its region's generation) is a script, which Redis runs atomically, so
 //! it is applied whole or not at all, and refused whole (a key of another type, a missing ACL
 //! permission, no memory left) before anything is written. Bulk operations send batches, and
@@ -207,8 +208,10 @@
 //! the fields' plain text (as a `String` field of a [`DictCache`]); values are typed per call
 //! (`get::<V>`).
 //!
-//! - Every operation is one script that follows the tree's maps from the root to the
-//!   region's current generation (one `HGET` per level) before it reads or writes. An
+//! - Every operation follows the tree's maps from the root to the region's current
+//!   generation (one `HGET` per level) before it reads or writes, in one request: a write in
+//!   its script, a read in a pipeline whose reply counts only when the maps named the hash it
+//!   read (else the read script decides). An
 //!   invalidation retires a generation by deleting the one map entry that names it: once
 //!   `invalidate()` returns, nothing written below the region before it began is reachable,
 //!   for any process; a write concurrent with it lands entirely before (invalidated) or

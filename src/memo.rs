@@ -26,7 +26,8 @@
 //! # Key layout
 //!
 //! Every key of one memoized function shares the Redis Cluster hash tag `{memo:<name>}`, so
-//! the value, its lock and the statistics are read and written by one script in one slot:
+//! the value, its lock and the statistics are read and written by one request (a script, or a
+//! fresh hit's pipeline) in one slot:
 //!
 //! | Key | Type | Holds |
 //! |---|---|---|

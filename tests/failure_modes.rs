@@ -1354,6 +1354,12 @@ fn a_user_missing_a_permission_gets_a_typed_error_and_nothing_is_written() {
         for option in options {
             let w = Writers::new(&conn, option);
             for &(name, write) in WRITES {
+                if name.starts_with("Memo::call") {
+                    // A memo handle reads fresh hits with plain commands once its read script
+                    // answered: a call first, so that the one checked takes that path when
+                    // this user may run the script (its data is restored right after).
+                    let _ = write(&w);
+                }
                 restore_all(&mut admin, &fixture);
                 let result = write(&w);
                 let after = contents(&mut admin);

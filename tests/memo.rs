@@ -705,6 +705,62 @@ fn many_threads_hitting_and_missing_count_every_call_once() {
 }
 
 #[test]
+fn statistics_never_go_below_zero_while_resets_race_calls() {
+    // A reset between a plain read's counted hit and the read script that takes it back
+    // would leave `hits` at -1 if the script only decremented: it removes the field at 1 or
+    // less instead.
+    let server = RedisServer::start();
+    let m = Memo::builder("reset-race", |x: u8| x)
+        .connection(server.connection())
+        .build();
+    m.call(0).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let resetter = {
+        let (m, stop) = (m.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                m.reset_stats().unwrap();
+            }
+        })
+    };
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                for i in 0..300u32 {
+                    let x = ((i + t) % 5) as u8;
+                    m.call(x).unwrap();
+                    if i % 3 == 0 {
+                        m.forget(x).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut raw = server.raw();
+    let mut lowest = 0i64;
+    while threads.iter().any(|t| !t.is_finished()) {
+        let hits: Option<i64> = redis::cmd("HGET")
+            .arg("{memo:reset-race}.stats")
+            .arg("hits")
+            .query(&mut raw)
+            .unwrap();
+        lowest = lowest.min(hits.unwrap_or(0));
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+    stop.store(true, Ordering::SeqCst);
+    resetter.join().unwrap();
+    let hits: Option<i64> = redis::cmd("HGET")
+        .arg("{memo:reset-race}.stats")
+        .arg("hits")
+        .query(&mut raw)
+        .unwrap();
+    assert!(lowest >= 0 && hits.unwrap_or(0) >= 0, "{lowest}, {hits:?}");
+}
+
+#[test]
 fn a_stalled_plain_read_leaves_no_lock() {
     // A plain read whose reply is lost took no lock: nothing is orphaned, and the next call
     // computes and stores as usual.

@@ -19,8 +19,6 @@ use support::near::{
 };
 use support::{RedisServer, eventually, unique};
 
-/// Runs `f` and returns the commands the server ran meanwhile, leaving out those of the
-/// helper itself.
 #[test]
 fn a_hit_sends_no_command_for_any_cached_read() {
     let server = RedisServer::start();

@@ -15,7 +15,9 @@
 //! level down to the region's own), and the tree's last generation number handed out. From
 //! it each request names every key the script will touch: the tree's hash, the map of each
 //! level, and the handle's own keys in the region's generation. The script checks that the
-//! generations it finds in those maps are the ones the names came from; when they are not
+//! generations it finds in those maps are the ones the names came from (a read pipelines the
+//! maps' `HGET`s before it and compares on the client, the script deciding on a mismatch:
+//! `Engine::read_placed_plain`); when they are not
 //! (first use, another process invalidated or created something), it changes nothing and
 //! answers `STALEPATH <generations found> <next>`, and the request is sent again with the
 //! names of the path found: one round trip in the steady state, a second after a change.

@@ -1,5 +1,7 @@
 //! Lua scripts: every operation of more than one command is one script, so that it is one
-//! request with one reply, runs atomically, and is refused whole or applied whole.
+//! request with one reply, runs atomically, and is refused whole or applied whole (reads that
+//! need none of that are pipelined instead: a memo's fresh hit, a region's read checked
+//! against the generations it named, see [`Engine`](super::Engine)).
 //!
 //! Every script starts with the prelude functions it calls (and those they call), which is
 //! where a collection's TTL policy and its type guard become commands. Only those: Redis runs

@@ -97,9 +97,11 @@ local function count(field)
 end
 -- A fresh hit read with plain commands (Memo::read_plain) counted a hit that this call was
 -- not: taken back first, before a check this user fails ends the script, and the field
--- removed at 0 (where the user may), so that the statistics end as they were.
+-- removed when it gets to 0 or less (where the user may), so that the statistics end as
+-- they were, and never stay below zero (after a reset_stats in between).
 if ARGV[12] == '1' and stats then
-  if write('HINCRBY', KEYS[3], 'hits', '-1') == 0 then redis.pcall('HDEL', KEYS[3], 'hits') end
+  local left = write('HINCRBY', KEYS[3], 'hits', '-1')
+  if left and left <= 0 then redis.pcall('HDEL', KEYS[3], 'hits') end
 end
 local v
 if mode == 's' then

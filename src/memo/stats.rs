@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 
 /// Counters of one memoized function, kept in one Redis hash (`{memo:<name>}.stats`, one
-/// field per counter, `HINCRBY` in the same script as the read), so every thread and process
-/// adds to the same numbers. Read with [`Memo::stats`](super::Memo::stats), read and zero
+/// field per counter, `HINCRBY` in the same request as the read: the read script, or the
+/// pipeline of a fresh hit read with plain commands), so every thread and process adds to the
+/// same numbers. Read with [`Memo::stats`](super::Memo::stats), read and zero
 /// atomically with [`Memo::reset_stats`](super::Memo::reset_stats).
 ///
-/// Each call counts exactly one of `hits`, `stale_hits` or `misses`; a miss may also count a
-/// `wait` or a `default` served.
+/// Each call counts one of `hits`, `stale_hits` or `misses` (once its requests are done; see
+/// `hits` for a miss in flight); a miss may also count a `wait` or a `default` served.
 ///
 /// ```
 /// let s = redis_caches::memo::MemoStats::default();
@@ -20,7 +21,8 @@ pub struct MemoStats {
     /// Calls answered with a fresh cached value. Where fresh hits are read with plain
     /// commands (see [what a call costs](super#what-a-call-costs)) a miss counts here first
     /// and is taken back when its miss is counted: a read in between may find one hit too
-    /// many per miss in flight, and a call whose reply was lost may leave one.
+    /// many per miss in flight; a call whose plain read's reply was lost may leave one, and
+    /// one whose read script was sent again after a lost reply may take one too many back.
     pub hits: u64,
     /// Calls that found no cached value, or only a value of another shape (written by
     /// another build of the program), which they computed again.

@@ -661,10 +661,9 @@ impl RedisServer {
     }
 
     /// The connection the counting helpers read `INFO` on: the one kept from the last count
-    /// when it still answers (the server may have been restarted since), else a new one.
-    /// The connection the counts read `INFO` on, kept between counts. Its reads time out
-    /// after 30 s, so that a count taken while the server is stopped (`SIGSTOP`) fails the
-    /// test instead of hanging it.
+    /// when it still answers (the server may have been restarted since), else a new one. Its
+    /// reads time out after 30 s, so that a count taken while the server is stopped
+    /// (`SIGSTOP`) fails the test instead of hanging it.
     fn counting_connection(&self) -> redis::Connection {
         let kept = self
             .counting
